@@ -1,0 +1,1 @@
+//! Attribution models: which partner touches earned a conversion, and how much.

@@ -1,0 +1,148 @@
+//! Clicks: what is kept of a visitor (truncated IP, keyed hashes) and
+//! whether the visitor is a bot.
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::net::IpAddr;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The IP address with its host part removed: IPv4 to its /24, IPv6 to its /48.
+///
+/// This is what Tribute stores in clear; the full address only ever enters a
+/// keyed hash.
+pub fn truncate_ip(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return truncate_ip(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
+/// Keyed hashes of a visitor, with a server secret so they cannot be reversed
+/// by enumerating the IPv4 space.
+#[derive(Clone)]
+pub struct VisitorHasher {
+    mac: HmacSha256,
+}
+
+impl VisitorHasher {
+    pub fn new(key: &[u8]) -> Self {
+        Self {
+            mac: HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length"),
+        }
+    }
+
+    fn digest(&self, parts: &[&[u8]]) -> String {
+        let mut mac = self.mac.clone();
+        for p in parts {
+            mac.update(p);
+            mac.update(&[0]);
+        }
+        // 128 bits are plenty to tell visitors apart and keep rows small.
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// Hash of the full IP: the key for per-IP velocity checks.
+    pub fn ip_hash(&self, ip: IpAddr) -> String {
+        self.digest(&[ip.to_string().as_bytes()])
+    }
+
+    /// Hash of IP and user agent: one visitor, for unique-click counting.
+    pub fn visitor_hash(&self, ip: IpAddr, user_agent: &str) -> String {
+        self.digest(&[ip.to_string().as_bytes(), user_agent.as_bytes()])
+    }
+}
+
+/// Recognises bots and crawlers by user agent, using the maintained pattern
+/// list of the `isbot` project. Build it once: it compiles a large regex.
+pub struct BotDetector {
+    bots: isbot::Bots,
+}
+
+impl Default for BotDetector {
+    fn default() -> Self {
+        Self {
+            bots: isbot::Bots::default(),
+        }
+    }
+}
+
+impl BotDetector {
+    /// A missing or empty user agent is a bot: every browser sends one.
+    pub fn is_bot(&self, user_agent: Option<&str>) -> bool {
+        match user_agent.map(str::trim) {
+            None | Some("") => true,
+            Some(ua) => self.bots.is_bot(ua),
+        }
+    }
+}
+
+/// Days since the Unix epoch (UTC): the "day" of one-unique-click-per-day.
+pub fn epoch_day(at: DateTime<Utc>) -> i64 {
+    at.timestamp().div_euclid(86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_is_truncated_to_its_slash_24() {
+        assert_eq!(
+            truncate_ip("203.0.113.77".parse().unwrap()),
+            "203.0.113.0/24"
+        );
+    }
+
+    #[test]
+    fn ipv6_is_truncated_to_its_slash_48() {
+        assert_eq!(
+            truncate_ip("2001:db8:abcd:12:1:2:3:4".parse().unwrap()),
+            "2001:db8:abcd::/48"
+        );
+        assert_eq!(
+            truncate_ip("::ffff:198.51.100.9".parse().unwrap()),
+            "198.51.100.0/24"
+        );
+    }
+
+    #[test]
+    fn visitor_hashes_depend_on_the_key_and_the_full_address() {
+        let a = VisitorHasher::new(b"one");
+        let b = VisitorHasher::new(b"two");
+        let ip: IpAddr = "203.0.113.77".parse().unwrap();
+        let near: IpAddr = "203.0.113.78".parse().unwrap();
+        assert_ne!(a.ip_hash(ip), b.ip_hash(ip));
+        assert_ne!(a.ip_hash(ip), a.ip_hash(near));
+        assert_eq!(a.visitor_hash(ip, "ua"), a.visitor_hash(ip, "ua"));
+        assert_ne!(a.visitor_hash(ip, "ua"), a.visitor_hash(ip, "ub"));
+    }
+
+    #[test]
+    fn crawlers_and_missing_user_agents_are_bots_browsers_are_not() {
+        let d = BotDetector::default();
+        assert!(d.is_bot(Some("Googlebot/2.1 (+http://www.google.com/bot.html)")));
+        assert!(d.is_bot(Some("curl/8.5.0")));
+        assert!(d.is_bot(None));
+        assert!(!d.is_bot(Some(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+        )));
+    }
+
+    #[test]
+    fn epoch_day_changes_at_utc_midnight() {
+        let a: DateTime<Utc> = "2026-01-01T23:59:59Z".parse().unwrap();
+        let b: DateTime<Utc> = "2026-01-02T00:00:00Z".parse().unwrap();
+        assert_eq!(epoch_day(b) - epoch_day(a), 1);
+    }
+}

@@ -1,0 +1,115 @@
+//! Prefixed, random, typed identifiers (`prg_…`, `ptn_…`, `lnk_…`).
+//!
+//! Ids are random rather than sequential so that several nodes can create
+//! rows against one PostgreSQL database without coordination, and so that an
+//! id leaks nothing about volume. The prefix makes a pasted id self-describing.
+
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::FieldError;
+
+/// Length of the random part of an id: 62^20 ≈ 7·10^35 values.
+const RANDOM_LEN: usize = 20;
+
+/// `len` random base62 characters from the thread's CSPRNG.
+pub fn random_base62(len: usize) -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A fresh random id.
+            pub fn generate() -> Self {
+                Self(format!("{}_{}", $prefix, random_base62(RANDOM_LEN)))
+            }
+
+            /// Parse an id received from outside, checking its prefix and alphabet.
+            pub fn parse(s: &str) -> Result<Self, FieldError> {
+                let rest = s
+                    .strip_prefix(concat!($prefix, "_"))
+                    .ok_or_else(|| FieldError::new("id", format!("expected an id starting with `{}_`", $prefix)))?;
+                if rest.is_empty() || rest.len() > 64 || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return Err(FieldError::new("id", "malformed id"));
+                }
+                Ok(Self(s.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = FieldError;
+            fn try_from(s: String) -> Result<Self, FieldError> {
+                Self::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+    };
+}
+
+typed_id!(/// A program's id.
+    ProgramId, "prg");
+typed_id!(/// A partner's id.
+    PartnerId, "ptn");
+typed_id!(/// A tracked link's id.
+    LinkId, "lnk");
+typed_id!(/// A coupon's id.
+    CouponId, "cpn");
+typed_id!(/// A click's id; also the `tid` appended to redirects.
+    ClickId, "clk");
+typed_id!(/// An API key's id (the public half of a key).
+    ApiKeyId, "key");
+typed_id!(/// An event's id.
+    EventId, "evt");
+typed_id!(/// A conversion's id.
+    ConversionId, "cnv");
+typed_id!(/// A person's id (one stitched identity).
+    PersonId, "per");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_carry_their_prefix_and_parse_back() {
+        let id = PartnerId::generate();
+        assert!(id.as_str().starts_with("ptn_"));
+        assert_eq!(PartnerId::parse(id.as_str()).unwrap(), id);
+    }
+
+    #[test]
+    fn an_id_with_the_wrong_prefix_is_refused() {
+        let id = ProgramId::generate();
+        assert!(PartnerId::parse(id.as_str()).is_err());
+        assert!(PartnerId::parse("ptn_").is_err());
+        assert!(PartnerId::parse("ptn_a-b").is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! Tribute's domain: pure, synchronous values and decisions.
+//!
+//! Nothing here performs I/O, touches a clock or knows about HTTP or SQL.
+//! Values are parsed once at the edge (`parse`/`TryFrom`) and are valid by
+//! construction afterwards; time is always passed in.
+
+pub mod attribution;
+pub mod click;
+pub mod error;
+pub mod ids;
+pub mod link;
+pub mod money;
+pub mod partner;
+pub mod program;
+pub mod split;
+
+pub use error::FieldError;
