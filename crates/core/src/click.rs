@@ -146,3 +146,35 @@ mod tests {
         assert_eq!(epoch_day(b) - epoch_day(a), 1);
     }
 }
+
+/// A click as recorded by the redirect.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Click {
+    pub id: crate::ids::ClickId,
+    pub program_id: crate::ids::ProgramId,
+    pub link_id: crate::ids::LinkId,
+    pub partner_id: crate::ids::PartnerId,
+    pub at: DateTime<Utc>,
+    /// IPv4 /24 or IPv6 /48: the only form of the address kept in clear.
+    pub ip_truncated: String,
+    #[serde(skip)]
+    pub ip_hash: String,
+    #[serde(skip)]
+    pub visitor_hash: String,
+    pub user_agent: Option<String>,
+    pub referrer: Option<String>,
+    /// The link's source (website, social, email, …), copied for metrics.
+    pub source: Option<String>,
+    pub is_bot: bool,
+}
+
+/// Click counts of a partner or a source over a period.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ClickCounts {
+    /// Clicks by humans (bots excluded).
+    pub clicks: i64,
+    /// Human clicks counted once per visitor, link and UTC day.
+    pub unique_clicks: i64,
+    /// Clicks flagged as bots or crawlers.
+    pub bot_clicks: i64,
+}

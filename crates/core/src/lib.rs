@@ -4,8 +4,10 @@
 //! Values are parsed once at the edge (`parse`/`TryFrom`) and are valid by
 //! construction afterwards; time is always passed in.
 
+pub mod apikey;
 pub mod attribution;
 pub mod click;
+pub mod coupon;
 pub mod error;
 pub mod ids;
 pub mod link;

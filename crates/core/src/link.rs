@@ -285,3 +285,28 @@ mod tests {
         );
     }
 }
+
+/// A stored tracked link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Link {
+    pub id: crate::ids::LinkId,
+    pub program_id: crate::ids::ProgramId,
+    pub partner_id: crate::ids::PartnerId,
+    pub code: ShortCode,
+    /// The destination as validated when the link was written.
+    pub destination: String,
+    pub source: Option<String>,
+    pub medium: Option<String>,
+    pub campaign: Option<String>,
+    pub content: Option<String>,
+    pub utm: Utm,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Link {
+    /// Whether the link has expired at `now` (an expired link answers 404).
+    pub fn is_expired(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+}

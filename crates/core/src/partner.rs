@@ -193,3 +193,32 @@ mod tests {
         assert!(PartnerStatus::Active.credits());
     }
 }
+
+/// A stored partner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Partner {
+    pub id: crate::ids::PartnerId,
+    pub program_id: crate::ids::ProgramId,
+    pub slug: Slug,
+    pub name: String,
+    pub email: Option<Email>,
+    pub status: PartnerStatus,
+    pub tier: Option<String>,
+    /// A partner group (e.g. "agencies"); groups share UTM and rule settings.
+    pub group: Option<String>,
+    /// The partner whose team this partner is in; the lead earns an override.
+    pub team_lead_id: Option<crate::ids::PartnerId>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Check a free-text label (name, tier, group): trimmed, 1 to `max` characters.
+pub fn parse_label(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
+    let v = value.trim();
+    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            format!("must be 1 to {max} printable characters"),
+        ));
+    }
+    Ok(v.to_owned())
+}

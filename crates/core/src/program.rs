@@ -169,3 +169,12 @@ mod tests {
         assert_eq!(s.validate().unwrap_err().field, "name");
     }
 }
+
+/// A stored program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Program {
+    pub id: crate::ids::ProgramId,
+    #[serde(flatten)]
+    pub settings: ProgramSettings,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}

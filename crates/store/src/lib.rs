@@ -1,1 +1,208 @@
-//! placeholder
+//! Tribute's persistence: one [`Store`] over SQLite or PostgreSQL.
+//!
+//! The backend is chosen once, from the database URL, when the store is
+//! opened. Both backends run the same SQL through sqlx's `Any` driver: the
+//! schemas are kept to a common dialect (TEXT ids, BIGINT millisecond times,
+//! `$n` placeholders, `ON CONFLICT`, `RETURNING`), each backend has its own
+//! migrations, and `tests/conformance.rs` runs every behaviour against both,
+//! which is what keeps "one behaviour" true rather than hoped for.
+//!
+//! Rows are read through backend-neutral row structs (`rows.rs`) and turned
+//! into `tribute_core` values there; nothing outside this crate sees SQL.
+
+mod clicks;
+mod keys;
+mod links;
+mod migrate;
+mod partners;
+mod programs;
+mod rows;
+pub mod testing;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use clicks::{MetricsBySource, PartnerMetrics};
+pub use keys::{ApiKey, Principal};
+pub use links::OwnedFilter;
+pub use partners::PartnerFilter;
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A failure of a store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A unique constraint refused the write; `field` names the input at fault.
+    #[error("{field}: {message}")]
+    Conflict {
+        field: &'static str,
+        message: String,
+    },
+    /// A value read back from the database no longer parses: a bug or a
+    /// hand-edited row, reported rather than papered over.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("database error while {context}")]
+    Database {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A boxed `Send` future (see `Store::insert_clicks` for why some are boxed).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Attach what was being done to a sqlx error.
+pub(crate) trait Context<T> {
+    fn context(self, context: &'static str) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, sqlx::Error> {
+    fn context(self, context: &'static str) -> Result<T> {
+        self.map_err(|source| StoreError::Database { context, source })
+    }
+}
+
+/// Turn a unique violation into a `Conflict` naming `field`; other errors keep their context.
+pub(crate) fn on_unique<T>(
+    r: std::result::Result<T, sqlx::Error>,
+    field: &'static str,
+    message: &str,
+    context: &'static str,
+) -> Result<T> {
+    match r {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict {
+            field,
+            message: message.to_owned(),
+        }),
+        other => other.context(context),
+    }
+}
+
+/// A page of a list: `limit` rows after skipping `offset`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self {
+            limit: 50,
+            offset: 0,
+        }
+    }
+}
+
+/// The persistent store. Cheap to clone: it is a connection pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Normalise a database URL: `sqlite://path`, `sqlite:path`, a bare path,
+/// or `postgres://…` / `postgresql://…`.
+pub fn normalize_url(url: &str) -> (Backend, String) {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return (Backend::Postgres, url.to_owned());
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let opts = if path.contains("mode=") {
+        ""
+    } else {
+        "mode=rwc"
+    };
+    let url = if opts.is_empty() {
+        format!("sqlite://{path}")
+    } else {
+        format!("sqlite://{path}{sep}{opts}")
+    };
+    (Backend::Sqlite, url)
+}
+
+impl Store {
+    /// Open the database at `url` (creating a SQLite file if needed). Does not migrate.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = normalize_url(url);
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                // One writer at a time anyway; a few readers run alongside in WAL mode.
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run while the click writer commits;
+                        // synchronous=NORMAL is durable across process crashes
+                        // (not power loss) and is what makes batches cheap.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Open and bring the schema up to date.
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        let store = Self::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Apply every migration not yet applied. Safe to run from several nodes at once.
+    pub fn migrate(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        Box::pin(migrate::run(&self.pool, self.backend))
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Milliseconds since the epoch, the stored form of every time.
+pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_ms(ms: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("time {ms}")))
+}

@@ -1,0 +1,189 @@
+//! Clicks: batched writes from the redirect's writer, and click metrics.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::FromRow;
+use tribute_core::click::{epoch_day, Click, ClickCounts};
+use tribute_core::ids::{ClickId, PartnerId};
+
+use crate::rows::{ClickRow, CLICK_COLUMNS};
+use crate::{to_ms, BoxFuture, Context, Result, Store};
+
+/// Rows per INSERT statement: 13 parameters each stays far below SQLite's
+/// 32,766 and PostgreSQL's 65,535 parameter limits.
+const ROWS_PER_STATEMENT: usize = 500;
+const COLUMNS_PER_ROW: usize = 13;
+
+/// A partner's click metrics over a period.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PartnerMetrics {
+    #[serde(flatten)]
+    pub totals: ClickCounts,
+    /// Per link source (`website`, `social`, …; `""` when the link has none).
+    pub by_source: Vec<MetricsBySource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetricsBySource {
+    pub source: String,
+    #[serde(flatten)]
+    pub counts: ClickCounts,
+}
+
+#[derive(FromRow)]
+struct SourceRow {
+    source: String,
+    clicks: i64,
+    bot_clicks: i64,
+    unique_clicks: i64,
+}
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = format!("INSERT INTO clicks ({CLICK_COLUMNS}, day) VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..COLUMNS_PER_ROW {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(r * COLUMNS_PER_ROW + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    // A click id is random; a replayed batch after a crash must not fail whole.
+    sql.push_str(" ON CONFLICT (id) DO NOTHING");
+    sql
+}
+
+impl Store {
+    /// Write clicks in one transaction, as few statements as possible.
+    ///
+    /// Boxed so the future is checked `Send` here, with concrete lifetimes:
+    /// rustc cannot prove it through a transaction's `&mut` executor at the
+    /// caller (rust-lang/rust#102211).
+    pub fn insert_clicks<'a>(&'a self, clicks: &'a [Click]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.insert_clicks_inner(clicks))
+    }
+
+    #[tracing::instrument(skip(self, clicks), fields(n = clicks.len()))]
+    async fn insert_clicks_inner(&self, clicks: &[Click]) -> Result<()> {
+        if clicks.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await.context("starting click batch")?;
+        for chunk in clicks.chunks(ROWS_PER_STATEMENT) {
+            let sql = insert_sql(chunk.len());
+            let mut q = sqlx::query(&sql);
+            for c in chunk {
+                q = q
+                    .bind(c.id.as_str())
+                    .bind(c.program_id.as_str())
+                    .bind(c.link_id.as_str())
+                    .bind(c.partner_id.as_str())
+                    .bind(to_ms(c.at))
+                    .bind(c.ip_truncated.as_str())
+                    .bind(c.ip_hash.as_str())
+                    .bind(c.visitor_hash.as_str())
+                    .bind(c.user_agent.as_deref())
+                    .bind(c.referrer.as_deref())
+                    .bind(c.source.as_deref())
+                    .bind(i64::from(c.is_bot))
+                    .bind(epoch_day(c.at));
+            }
+            q.execute(&mut *tx).await.context("inserting clicks")?;
+        }
+        tx.commit().await.context("committing click batch")?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn click(&self, id: &ClickId) -> Result<Option<Click>> {
+        sqlx::query_as::<_, ClickRow>(&format!("SELECT {CLICK_COLUMNS} FROM clicks WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await
+            .context("loading click")?
+            .map(Click::try_from)
+            .transpose()
+    }
+
+    /// A partner's clicks in `[from, to)`, newest first, at most `limit`.
+    #[tracing::instrument(skip(self))]
+    pub async fn partner_clicks(
+        &self,
+        partner: &PartnerId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Click>> {
+        sqlx::query_as::<_, ClickRow>(&format!(
+            "SELECT {CLICK_COLUMNS} FROM clicks WHERE partner_id = $1 AND at >= $2 AND at < $3 \
+             ORDER BY at DESC, id LIMIT $4"
+        ))
+        .bind(partner.as_str())
+        .bind(to_ms(from))
+        .bind(to_ms(to))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+        .context("listing clicks")?
+        .into_iter()
+        .map(Click::try_from)
+        .collect()
+    }
+
+    /// Every click recorded, bots included (for benchmarks and checks).
+    pub async fn count_clicks(&self) -> Result<i64> {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM clicks")
+            .fetch_one(self.pool())
+            .await
+            .context("counting clicks")
+    }
+
+    /// Click metrics of a partner in `[from, to)`, by link source.
+    #[tracing::instrument(skip(self))]
+    pub async fn partner_metrics(
+        &self,
+        partner: &PartnerId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<PartnerMetrics> {
+        let rows = sqlx::query_as::<_, SourceRow>(
+            "SELECT COALESCE(source, '') AS source, \
+               CAST(SUM(1 - is_bot) AS BIGINT) AS clicks, \
+               CAST(SUM(is_bot) AS BIGINT) AS bot_clicks, \
+               COUNT(DISTINCT CASE WHEN is_bot = 0 \
+                 THEN link_id || ':' || visitor_hash || ':' || CAST(day AS TEXT) END) AS unique_clicks \
+             FROM clicks WHERE partner_id = $1 AND at >= $2 AND at < $3 \
+             GROUP BY COALESCE(source, '') ORDER BY 1",
+        )
+        .bind(partner.as_str())
+        .bind(to_ms(from))
+        .bind(to_ms(to))
+        .fetch_all(self.pool())
+        .await
+        .context("computing partner metrics")?;
+        let mut metrics = PartnerMetrics::default();
+        for r in rows {
+            let counts = ClickCounts {
+                clicks: r.clicks,
+                unique_clicks: r.unique_clicks,
+                bot_clicks: r.bot_clicks,
+            };
+            // A visitor-link-day belongs to exactly one link, hence one source,
+            // so per-source unique counts add up to the total.
+            metrics.totals.clicks += counts.clicks;
+            metrics.totals.unique_clicks += counts.unique_clicks;
+            metrics.totals.bot_clicks += counts.bot_clicks;
+            metrics.by_source.push(MetricsBySource {
+                source: r.source,
+                counts,
+            });
+        }
+        Ok(metrics)
+    }
+}

@@ -1,0 +1,121 @@
+//! API keys: stored by hash, resolved to the principal they authenticate.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tribute_core::apikey::{hash_token, Scope};
+use tribute_core::ids::{ApiKeyId, PartnerId, ProgramId};
+
+use crate::rows::{ApiKeyRow, KEY_COLUMNS};
+use crate::{to_ms, Context, Result, Store};
+
+/// A stored key (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub scope: Scope,
+    /// For partner keys: the one partner the key may see.
+    pub partner_id: Option<PartnerId>,
+    /// For partner and ingest keys: the program the key belongs to.
+    pub program_id: Option<ProgramId>,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Who a request acts as, resolved from its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Admin,
+    Partner {
+        partner_id: PartnerId,
+        program_id: ProgramId,
+    },
+    Ingest {
+        program_id: Option<ProgramId>,
+    },
+}
+
+impl ApiKey {
+    pub fn principal(&self) -> Option<Principal> {
+        Some(match self.scope {
+            Scope::Admin => Principal::Admin,
+            Scope::Partner => Principal::Partner {
+                partner_id: self.partner_id.clone()?,
+                program_id: self.program_id.clone()?,
+            },
+            Scope::Ingest => Principal::Ingest {
+                program_id: self.program_id.clone(),
+            },
+        })
+    }
+}
+
+impl Store {
+    /// Store a key by the hash of its token.
+    #[tracing::instrument(skip(self, key, token_hash), fields(id = %key.id))]
+    pub async fn insert_api_key(&self, key: &ApiKey, token_hash: &str) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO api_keys ({KEY_COLUMNS}, token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(key.id.as_str())
+        .bind(key.scope.as_str())
+        .bind(key.partner_id.as_ref().map(|p| p.as_str()))
+        .bind(key.program_id.as_ref().map(|p| p.as_str()))
+        .bind(key.name.as_deref())
+        .bind(to_ms(key.created_at))
+        .bind(token_hash)
+        .execute(self.pool())
+        .await
+        .context("inserting api key")?;
+        Ok(())
+    }
+
+    /// The live (not revoked) key whose token this is.
+    #[tracing::instrument(skip(self, token))]
+    pub async fn api_key_by_token(&self, token: &str) -> Result<Option<ApiKey>> {
+        sqlx::query_as::<_, ApiKeyRow>(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL"
+        ))
+        .bind(hash_token(token))
+        .fetch_optional(self.pool())
+        .await
+        .context("looking up api key")?
+        .map(ApiKey::try_from)
+        .transpose()
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn revoke_api_key(&self, id: &ApiKeyId, at: DateTime<Utc>) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id.as_str())
+                .bind(to_ms(at))
+                .execute(self.pool())
+                .await
+                .context("revoking api key")?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+impl Store {
+    /// The server secret `name`, made by `generate` on first use. Several
+    /// nodes starting at once agree on one value: the first insert wins.
+    pub async fn secret_or_init(
+        &self,
+        name: &str,
+        generate: impl FnOnce() -> String,
+    ) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(generate())
+        .execute(self.pool())
+        .await
+        .context("initialising secret")?;
+        sqlx::query_scalar::<_, String>("SELECT value FROM secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(self.pool())
+            .await
+            .context("loading secret")
+    }
+}

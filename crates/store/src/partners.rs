@@ -1,0 +1,135 @@
+//! Partners.
+
+use tribute_core::ids::{PartnerId, ProgramId};
+use tribute_core::partner::{Partner, Slug};
+
+use crate::rows::{PartnerRow, PARTNER_COLUMNS};
+use crate::{on_unique, to_ms, Context, Page, Result, Store, StoreError};
+
+/// Which partners to list.
+#[derive(Debug, Clone, Default)]
+pub struct PartnerFilter {
+    pub program_id: Option<ProgramId>,
+    /// Only this partner (how a partner key sees the list).
+    pub only: Option<PartnerId>,
+}
+
+impl Store {
+    #[tracing::instrument(skip(self, p), fields(id = %p.id))]
+    pub async fn insert_partner(&self, p: &Partner) -> Result<()> {
+        on_unique(
+            sqlx::query(&format!(
+                "INSERT INTO partners ({PARTNER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ))
+            .bind(p.id.as_str())
+            .bind(p.program_id.as_str())
+            .bind(p.slug.as_str())
+            .bind(&p.name)
+            .bind(p.email.as_ref().map(|e| e.as_str()))
+            .bind(p.status.as_str())
+            .bind(p.tier.as_deref())
+            .bind(p.group.as_deref())
+            .bind(p.team_lead_id.as_ref().map(|t| t.as_str()))
+            .bind(to_ms(p.created_at))
+            .execute(self.pool())
+            .await,
+            "slug",
+            "a partner with this slug already exists in the program",
+            "inserting partner",
+        )?;
+        Ok(())
+    }
+
+    /// Overwrite a partner's mutable fields (program and creation time stay).
+    #[tracing::instrument(skip(self, p), fields(id = %p.id))]
+    pub async fn update_partner(&self, p: &Partner) -> Result<()> {
+        let done = on_unique(
+            sqlx::query(
+                "UPDATE partners SET slug = $2, name = $3, email = $4, status = $5, tier = $6, \
+                 group_name = $7, team_lead_id = $8 WHERE id = $1",
+            )
+            .bind(p.id.as_str())
+            .bind(p.slug.as_str())
+            .bind(&p.name)
+            .bind(p.email.as_ref().map(|e| e.as_str()))
+            .bind(p.status.as_str())
+            .bind(p.tier.as_deref())
+            .bind(p.group.as_deref())
+            .bind(p.team_lead_id.as_ref().map(|t| t.as_str()))
+            .execute(self.pool())
+            .await,
+            "slug",
+            "a partner with this slug already exists in the program",
+            "updating partner",
+        )?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("partner"));
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn partner(&self, id: &PartnerId) -> Result<Option<Partner>> {
+        sqlx::query_as::<_, PartnerRow>(&format!(
+            "SELECT {PARTNER_COLUMNS} FROM partners WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .context("loading partner")?
+        .map(Partner::try_from)
+        .transpose()
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn partner_by_slug(
+        &self,
+        program: &ProgramId,
+        slug: &Slug,
+    ) -> Result<Option<Partner>> {
+        sqlx::query_as::<_, PartnerRow>(&format!(
+            "SELECT {PARTNER_COLUMNS} FROM partners WHERE program_id = $1 AND slug = $2"
+        ))
+        .bind(program.as_str())
+        .bind(slug.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .context("loading partner by slug")?
+        .map(Partner::try_from)
+        .transpose()
+    }
+
+    /// Every partner with this slug, across programs (for the CLI's `--partner SLUG`).
+    #[tracing::instrument(skip(self))]
+    pub async fn partners_by_slug(&self, slug: &Slug) -> Result<Vec<Partner>> {
+        sqlx::query_as::<_, PartnerRow>(&format!(
+            "SELECT {PARTNER_COLUMNS} FROM partners WHERE slug = $1 ORDER BY created_at, id"
+        ))
+        .bind(slug.as_str())
+        .fetch_all(self.pool())
+        .await
+        .context("loading partners by slug")?
+        .into_iter()
+        .map(Partner::try_from)
+        .collect()
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn partners(&self, filter: &PartnerFilter, page: Page) -> Result<Vec<Partner>> {
+        sqlx::query_as::<_, PartnerRow>(&format!(
+            "SELECT {PARTNER_COLUMNS} FROM partners \
+             WHERE ($1 IS NULL OR program_id = $1) AND ($2 IS NULL OR id = $2) \
+             ORDER BY created_at, id LIMIT $3 OFFSET $4"
+        ))
+        .bind(filter.program_id.as_ref().map(|p| p.as_str()))
+        .bind(filter.only.as_ref().map(|p| p.as_str()))
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(self.pool())
+        .await
+        .context("listing partners")?
+        .into_iter()
+        .map(Partner::try_from)
+        .collect()
+    }
+}

@@ -1,0 +1,92 @@
+//! Programs.
+
+use tribute_core::ids::ProgramId;
+use tribute_core::program::Program;
+
+use crate::rows::{ProgramRow, PROGRAM_COLUMNS};
+use crate::{to_ms, Context, Page, Result, Store, StoreError};
+
+impl Store {
+    #[tracing::instrument(skip(self, p), fields(id = %p.id))]
+    pub async fn insert_program(&self, p: &Program) -> Result<()> {
+        let s = &p.settings;
+        sqlx::query(&format!(
+            "INSERT INTO programs ({PROGRAM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(p.id.as_str())
+        .bind(&s.name)
+        .bind(s.currency.as_str())
+        .bind(domains_json(p))
+        .bind(&s.default_model)
+        .bind(s.window_days)
+        .bind(s.cookie_days)
+        .bind(s.hold_days)
+        .bind(to_ms(p.created_at))
+        .execute(self.pool())
+        .await
+        .context("inserting program")?;
+        Ok(())
+    }
+
+    /// Overwrite a program's settings (its id, currency and creation time stay).
+    #[tracing::instrument(skip(self, p), fields(id = %p.id))]
+    pub async fn update_program(&self, p: &Program) -> Result<()> {
+        let s = &p.settings;
+        let done = sqlx::query(
+            "UPDATE programs SET name = $2, allowed_domains = $3, default_model = $4, \
+             window_days = $5, cookie_days = $6, hold_days = $7 WHERE id = $1",
+        )
+        .bind(p.id.as_str())
+        .bind(&s.name)
+        .bind(domains_json(p))
+        .bind(&s.default_model)
+        .bind(s.window_days)
+        .bind(s.cookie_days)
+        .bind(s.hold_days)
+        .execute(self.pool())
+        .await
+        .context("updating program")?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("program"));
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn program(&self, id: &ProgramId) -> Result<Option<Program>> {
+        sqlx::query_as::<_, ProgramRow>(&format!(
+            "SELECT {PROGRAM_COLUMNS} FROM programs WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .context("loading program")?
+        .map(Program::try_from)
+        .transpose()
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn programs(&self, page: Page) -> Result<Vec<Program>> {
+        sqlx::query_as::<_, ProgramRow>(&format!(
+            "SELECT {PROGRAM_COLUMNS} FROM programs ORDER BY created_at, id LIMIT $1 OFFSET $2"
+        ))
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(self.pool())
+        .await
+        .context("listing programs")?
+        .into_iter()
+        .map(Program::try_from)
+        .collect()
+    }
+}
+
+fn domains_json(p: &Program) -> String {
+    let list: Vec<&str> = p
+        .settings
+        .allowed_domains
+        .iter()
+        .map(|d| d.as_str())
+        .collect();
+    serde_json::to_string(&list).expect("a list of strings serialises")
+}

@@ -1,0 +1,164 @@
+//! Fresh databases for tests: a SQLite file, or a new PostgreSQL database
+//! on the local server (dropped afterwards).
+//!
+//! Without PostgreSQL a test run skips the PostgreSQL half with a visible
+//! message; with `CI=true` a missing PostgreSQL is a failure.
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use sqlx::Executor;
+
+use crate::{Backend, Store};
+
+/// Where the test PostgreSQL server is: an admin URL on a database that exists.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TRIBUTE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A migrated store on a database made for one test.
+pub struct TestDb {
+    pub store: Store,
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    File(PathBuf),
+    Database { admin_url: String, name: String },
+}
+
+fn random_suffix() -> String {
+    tribute_core::ids::random_base62(12).to_ascii_lowercase()
+}
+
+impl TestDb {
+    /// A fresh SQLite file in the temp directory.
+    pub async fn sqlite() -> Self {
+        let path = std::env::temp_dir().join(format!("tribute-test-{}.db", random_suffix()));
+        let url = format!("sqlite://{}", path.display());
+        let store = Store::open(&url).await.expect("opening test sqlite");
+        Self {
+            store,
+            url,
+            cleanup: Cleanup::File(path),
+        }
+    }
+
+    /// A fresh PostgreSQL database, or `None` (with a message) when there is
+    /// no server and this is not CI.
+    pub async fn postgres() -> Option<Self> {
+        let admin_url = postgres_admin_url();
+        let name = format!("tribute_test_{}", random_suffix());
+        let admin = match Store::connect(&admin_url).await {
+            Ok(s) => s,
+            Err(e) => {
+                if in_ci() {
+                    panic!("CI=true but PostgreSQL at {admin_url} is unreachable: {e}");
+                }
+                eprintln!("SKIPPED (PostgreSQL): no server at {admin_url}: {e}");
+                return None;
+            }
+        };
+        admin
+            .pool()
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("creating test database");
+        admin.close().await;
+        let url = database_url(&admin_url, &name);
+        let store = Store::open(&url).await.expect("opening test postgres");
+        Some(Self {
+            store,
+            url,
+            cleanup: Cleanup::Database { admin_url, name },
+        })
+    }
+
+    /// A fresh database of the given backend (`None`: PostgreSQL unavailable outside CI).
+    pub async fn of(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => Some(Self::sqlite().await),
+            Backend::Postgres => Self::postgres().await,
+        }
+    }
+
+    /// Close and delete the database.
+    pub async fn destroy(self) {
+        self.store.close().await;
+        match self.cleanup {
+            Cleanup::File(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+            Cleanup::Database { admin_url, name } => {
+                if let Ok(admin) = Store::connect(&admin_url).await {
+                    let _ = admin
+                        .pool()
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                    admin.close().await;
+                }
+            }
+        }
+    }
+}
+
+/// The URL of database `name` on the server of `admin_url`.
+fn database_url(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin_url, String::new()),
+    };
+    let base = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => &base[..i],
+        _ => base,
+    };
+    format!("{base}/{name}{query}")
+}
+
+/// Run `test` on a fresh database of `backend`, then drop the database even
+/// if the test panicked (the panic is passed on).
+pub async fn run_on<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(db) = TestDb::of(backend).await else {
+        return;
+    };
+    let outcome = tokio::spawn(test(db.store.clone())).await;
+    db.destroy().await;
+    if let Err(e) = outcome {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("test task failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_url;
+
+    #[test]
+    fn database_url_replaces_the_database_and_keeps_options() {
+        assert_eq!(
+            database_url("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            database_url("postgres://u@h/db?sslmode=disable", "t1"),
+            "postgres://u@h/t1?sslmode=disable"
+        );
+        assert_eq!(database_url("postgres://u@h", "t1"), "postgres://u@h/t1");
+    }
+}
