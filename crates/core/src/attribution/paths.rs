@@ -442,6 +442,15 @@ pub fn attribute_paths(file: &PathFile, opts: &ReportOptions) -> Result<Report, 
             "must be a positive number of days",
         ));
     }
+    if opts
+        .window_days
+        .is_some_and(|w| !(w.is_finite() && w >= 0.0))
+    {
+        return Err(FieldError::new(
+            "window",
+            "must be a non-negative number of days",
+        ));
+    }
     validate_order(opts.markov_order).map_err(|e| e.at("order"))?;
     let journeys: Vec<Journey<&str>> = file
         .rows
