@@ -1,1 +1,155 @@
-//! placeholder
+//! Tribute's HTTP edge: the tracked redirect, the JSON API and the workers
+//! behind them.
+//!
+//! Requests are parsed and checked here, turned into `tribute_core` values,
+//! decided by the core and written by `tribute_store`. Each module exposes a
+//! `router()`; [`app`] merges them around one [`AppState`].
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod clicks;
+pub mod error;
+pub mod extract;
+pub mod redirect;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use moka::sync::Cache;
+use tokio::net::TcpListener;
+use tribute_core::apikey::hash_token;
+use tribute_core::click::{BotDetector, VisitorHasher};
+use tribute_store::{Principal, Store};
+
+use crate::clicks::{ClickQueue, ClickWriter};
+use crate::redirect::CachedLink;
+
+/// Settings of a running server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The public base URL (`https://go.example.com`), for short links.
+    pub public_url: String,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy you run).
+    pub trust_proxy: bool,
+    /// How many clicks may wait for the writer before redirects wait for it.
+    pub click_queue: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".into(),
+            trust_proxy: false,
+            click_queue: 65_536,
+        }
+    }
+}
+
+/// Shared state of every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<ServerConfig>,
+    /// Redirect lookups by code (`None` caches an unknown code too).
+    pub links: Cache<String, Option<Arc<CachedLink>>>,
+    /// Authenticated keys by token hash, so ingestion does not hit the database per request.
+    keys: Cache<String, Option<Principal>>,
+    pub clicks: ClickQueue,
+    pub bots: Arc<BotDetector>,
+    pub hasher: Arc<VisitorHasher>,
+}
+
+impl AppState {
+    /// Resolve an API key to its principal (cached briefly: a revoked key
+    /// stops working within the cache's lifetime on every node).
+    pub async fn principal(&self, token: &str) -> Result<Option<Principal>, error::ApiError> {
+        let hash = hash_token(token);
+        if let Some(hit) = self.keys.get(&hash) {
+            return Ok(hit);
+        }
+        let principal = self
+            .store
+            .api_key_by_token(token)
+            .await?
+            .and_then(|k| k.principal());
+        self.keys.insert(hash, principal.clone());
+        Ok(principal)
+    }
+
+    /// Forget cached links after a link or partner changed. Other nodes see
+    /// the change when their entries expire (`LINK_TTL`).
+    pub fn links_changed(&self) {
+        self.links.invalidate_all();
+    }
+}
+
+/// How long a node trusts its cached copy of a link or key.
+const LINK_TTL: Duration = Duration::from_secs(30);
+const KEY_TTL: Duration = Duration::from_secs(30);
+
+/// A running application: the state for the router, and the click writer to
+/// flush when the server stops.
+pub struct App {
+    pub state: AppState,
+    writer: ClickWriter,
+}
+
+impl App {
+    /// Build the state (loading server secrets) and start the workers.
+    pub async fn start(store: Store, config: ServerConfig) -> anyhow::Result<Self> {
+        let key = store
+            .secret_or_init("visitor_hash_key", || tribute_core::ids::random_base62(43))
+            .await?;
+        let (clicks, writer) = clicks::spawn_writer(store.clone(), config.click_queue);
+        let state = AppState {
+            store,
+            config: Arc::new(config),
+            links: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(LINK_TTL)
+                .build(),
+            keys: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(KEY_TTL)
+                .build(),
+            clicks,
+            bots: Arc::new(BotDetector::default()),
+            hasher: Arc::new(VisitorHasher::new(key.as_bytes())),
+        };
+        Ok(Self { state, writer })
+    }
+
+    pub fn router(&self) -> Router {
+        app(self.state.clone())
+    }
+
+    /// Serve on `listener` until `shutdown` resolves, then flush queued clicks.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = self.router();
+        let Self { state, writer } = self;
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        drop(state);
+        writer.finish().await;
+        Ok(())
+    }
+}
+
+/// Every route of the server.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(redirect::router())
+        .nest("/api/v1", api::router())
+        .with_state(state)
+}

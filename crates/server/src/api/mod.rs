@@ -1,0 +1,120 @@
+//! The JSON API under `/api/v1`: programs, partners, links, coupons, metrics.
+//!
+//! Admin keys see everything; a partner key sees only its own partner
+//! record, links, coupons, clicks and metrics (anything else answers 404).
+
+mod coupons;
+mod links;
+mod partners;
+mod programs;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::Router;
+use serde::{Deserialize, Deserializer, Serialize};
+use tribute_store::Page;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(programs::router())
+        .merge(partners::router())
+        .merge(links::router())
+        .merge(coupons::router())
+}
+
+/// A page of results.
+#[derive(Serialize)]
+pub struct List<T> {
+    pub data: Vec<T>,
+    pub limit: i64,
+    pub offset: i64,
+    pub has_more: bool,
+}
+
+impl<T> List<T> {
+    /// Build from `limit + 1` fetched rows: the extra row only says there is more.
+    pub fn from_overfetch(mut rows: Vec<T>, page: Page) -> Self {
+        let has_more = rows.len() as i64 > page.limit - 1;
+        rows.truncate((page.limit - 1) as usize);
+        Self {
+            data: rows,
+            limit: page.limit - 1,
+            offset: page.offset,
+            has_more,
+        }
+    }
+}
+
+/// `?limit=&offset=` (limit 1..=500, default 50), parsed into a page that
+/// fetches one extra row to tell whether there is more.
+pub struct Paging(pub Page);
+
+#[derive(Deserialize)]
+struct PagingQuery {
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Paging {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q: PagingQuery = serde_urlencoded_query(parts.uri.query())?;
+        let limit = parse_int("limit", q.limit.as_deref(), 50, 1, 500)?;
+        let offset = parse_int("offset", q.offset.as_deref(), 0, 0, i64::MAX / 2)?;
+        Ok(Paging(Page {
+            limit: limit + 1,
+            offset,
+        }))
+    }
+}
+
+fn parse_int(
+    field: &str,
+    v: Option<&str>,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, ApiError> {
+    match v {
+        None => Ok(default),
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(
+                Some(field.to_owned()),
+                format!("must be an integer between {min} and {max}"),
+            )),
+        },
+    }
+}
+
+/// Parse a query string, naming the parameter on error.
+pub fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(
+    q: Option<&str>,
+) -> Result<T, ApiError> {
+    let pairs: serde_json::Map<String, serde_json::Value> =
+        url::form_urlencoded::parse(q.unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+            .collect();
+    crate::extract::parse_json(&serde_json::to_vec(&pairs).map_err(anyhow::Error::from)?)
+}
+
+/// For PATCH bodies: tells "absent" (`None`) from "set to null" (`Some(None)`).
+pub fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Trim an optional label; empty means absent.
+pub fn opt_label(field: &str, v: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+    v.filter(|s| !s.trim().is_empty())
+        .map(|s| tribute_core::partner::parse_label(field, &s, max))
+        .transpose()
+        .map_err(ApiError::from)
+}

@@ -1,0 +1,155 @@
+//! `/api/v1/programs`: admin only.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::Deserialize;
+use tribute_core::ids::ProgramId;
+use tribute_core::money::Currency;
+use tribute_core::program::{AllowedDomain, Program, ProgramSettings};
+use tribute_core::FieldError;
+
+use super::{List, Paging};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Auth};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/programs", get(list).post(create))
+        .route("/programs/{id}", get(show).patch(update))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateProgram {
+    name: String,
+    currency: String,
+    #[serde(default)]
+    allowed_domains: Vec<String>,
+    default_model: Option<String>,
+    window_days: Option<i64>,
+    cookie_days: Option<i64>,
+    hold_days: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateProgram {
+    name: Option<String>,
+    currency: Option<String>,
+    allowed_domains: Option<Vec<String>>,
+    default_model: Option<String>,
+    window_days: Option<i64>,
+    cookie_days: Option<i64>,
+    hold_days: Option<i64>,
+}
+
+fn domains(list: &[String]) -> Result<Vec<AllowedDomain>, FieldError> {
+    list.iter().map(|d| AllowedDomain::parse(d)).collect()
+}
+
+pub(crate) fn parse_program_id(id: &str) -> ApiResult<ProgramId> {
+    ProgramId::parse(id).map_err(|_| ApiError::NotFound("program"))
+}
+
+async fn load(state: &AppState, id: &str) -> ApiResult<Program> {
+    state
+        .store
+        .program(&parse_program_id(id)?)
+        .await?
+        .ok_or(ApiError::NotFound("program"))
+}
+
+#[tracing::instrument(skip_all)]
+async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<CreateProgram>,
+) -> ApiResult<(StatusCode, Json<Program>)> {
+    auth.require_admin()?;
+    let settings = ProgramSettings {
+        name: body.name.trim().to_owned(),
+        currency: Currency::parse(&body.currency)?,
+        allowed_domains: domains(&body.allowed_domains)?,
+        default_model: body.default_model.unwrap_or_else(|| "last_touch".into()),
+        window_days: body.window_days.unwrap_or(30),
+        cookie_days: body.cookie_days.unwrap_or(90),
+        hold_days: body.hold_days.unwrap_or(30),
+    };
+    settings.validate()?;
+    let program = Program {
+        id: ProgramId::generate(),
+        settings,
+        created_at: Utc::now(),
+    };
+    state.store.insert_program(&program).await?;
+    Ok((StatusCode::CREATED, Json(program)))
+}
+
+#[tracing::instrument(skip_all)]
+async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Paging(page): Paging,
+) -> ApiResult<Json<List<Program>>> {
+    auth.require_admin()?;
+    let rows = state.store.programs(page).await?;
+    Ok(Json(List::from_overfetch(rows, page)))
+}
+
+#[tracing::instrument(skip_all, fields(id = %id))]
+async fn show(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Program>> {
+    auth.require_admin()?;
+    Ok(Json(load(&state, &id).await?))
+}
+
+#[tracing::instrument(skip_all, fields(id = %id))]
+async fn update(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateProgram>,
+) -> ApiResult<Json<Program>> {
+    auth.require_admin()?;
+    let mut program = load(&state, &id).await?;
+    let s = &mut program.settings;
+    if let Some(c) = body.currency {
+        if Currency::parse(&c)? != s.currency {
+            return Err(FieldError::new(
+                "currency",
+                "cannot change once the program exists: amounts are recorded in it",
+            )
+            .into());
+        }
+    }
+    if let Some(v) = body.name {
+        s.name = v.trim().to_owned();
+    }
+    if let Some(v) = body.allowed_domains {
+        s.allowed_domains = domains(&v)?;
+    }
+    if let Some(v) = body.default_model {
+        s.default_model = v;
+    }
+    if let Some(v) = body.window_days {
+        s.window_days = v;
+    }
+    if let Some(v) = body.cookie_days {
+        s.cookie_days = v;
+    }
+    if let Some(v) = body.hold_days {
+        s.hold_days = v;
+    }
+    s.validate()?;
+    state.store.update_program(&program).await?;
+    // Allowed domains gate redirects: cached links must be checked again.
+    state.links_changed();
+    Ok(Json(program))
+}

@@ -1,0 +1,82 @@
+//! The click queue: redirects hand clicks to a bounded queue; one writer
+//! drains it and commits them in batches.
+//!
+//! Batching is what makes a click cheap on the redirect path: one commit
+//! (one fsync at most) per batch rather than per click. The queue is bounded,
+//! so under overload redirects wait for the writer (back-pressure) instead of
+//! clicks being dropped or memory growing without limit. On shutdown the
+//! queue is closed and the writer commits everything left before exiting.
+//! What a crash (kill -9, power loss) can lose is what sits in the queue:
+//! see docs/ARCHITECTURE.md for why that is acceptable for clicks.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tribute_core::click::Click;
+use tribute_store::Store;
+
+/// Most clicks one transaction commits.
+const MAX_BATCH: usize = 2_000;
+
+/// Where redirects put clicks.
+#[derive(Clone)]
+pub struct ClickQueue {
+    tx: mpsc::Sender<Click>,
+}
+
+impl ClickQueue {
+    /// Queue a click, waiting if the queue is full.
+    pub async fn record(&self, click: Click) {
+        if self.tx.send(click).await.is_err() {
+            // Only during shutdown, after the writer has stopped.
+            tracing::warn!("click writer stopped; click not recorded");
+        }
+    }
+}
+
+/// The writer task; `finish` waits until it has committed everything queued.
+pub struct ClickWriter {
+    handle: JoinHandle<()>,
+}
+
+impl ClickWriter {
+    /// Wait for the writer to drain the queue. Every `ClickQueue` clone must
+    /// be dropped first, or this waits for ever.
+    pub async fn finish(self) {
+        if let Err(e) = self.handle.await {
+            tracing::error!(error = %e, "click writer failed");
+        }
+    }
+}
+
+pub fn spawn_writer(store: Store, capacity: usize) -> (ClickQueue, ClickWriter) {
+    let (tx, mut rx) = mpsc::channel::<Click>(capacity);
+    let handle = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            write_with_retry(&store, &batch).await;
+            batch.clear();
+        }
+    });
+    (ClickQueue { tx }, ClickWriter { handle })
+}
+
+/// Commit a batch, retrying transient failures (a busy database) with backoff.
+async fn write_with_retry(store: &Store, batch: &[Click]) {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=8 {
+        match store.insert_clicks(batch).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = ?e, attempt, n = batch.len(), "click batch failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    tracing::error!(
+        n = batch.len(),
+        "click batch dropped after repeated failures"
+    );
+}

@@ -1,0 +1,161 @@
+//! Extractors for cross-cutting work: the authenticated principal, and JSON
+//! bodies whose errors name the field at fault.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use tribute_core::ids::{PartnerId, ProgramId};
+use tribute_store::Principal;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// A JSON body. Malformed JSON, a wrong type, a missing or unknown field is a
+/// 400 naming the field (`serde_path_to_error` tracks where parsing failed).
+pub struct ApiJson<T>(pub T);
+
+/// Name the field a serde error is about: its path, or the field named in
+/// a "missing field `x`" / "unknown field `x`" message.
+pub fn field_of(path: &str, message: &str) -> Option<String> {
+    let quoted = message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.starts_with("missing field") || message.starts_with("unknown field"));
+    match (path, quoted) {
+        (".", Some(q)) => Some(q.to_owned()),
+        (".", None) => None,
+        (p, Some(q)) => Some(format!("{p}.{q}")),
+        (p, None) => Some(p.to_owned()),
+    }
+}
+
+/// Parse `bytes` as JSON into `T`, with errors naming the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        // Strip serde's " at line 1 column 12" suffix: the field says where.
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        ApiError::bad_request(field_of(&path, &message), message)
+    })
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::bad_request(None, e.body_text()))?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// The caller, authenticated by `Authorization: Bearer <key>`.
+pub struct Auth(pub Principal);
+
+impl Auth {
+    /// Admin-only operations: any other key gets 403.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self.0 {
+            Principal::Admin => Ok(()),
+            _ => Err(ApiError::Forbidden),
+        }
+    }
+
+    /// The partner a partner key is bound to; `None` for admins. Ingest keys
+    /// may not read anything: 403.
+    pub fn partner_scope(&self) -> Result<Option<(&PartnerId, &ProgramId)>, ApiError> {
+        match &self.0 {
+            Principal::Admin => Ok(None),
+            Principal::Partner {
+                partner_id,
+                program_id,
+            } => Ok(Some((partner_id, program_id))),
+            Principal::Ingest { .. } => Err(ApiError::Forbidden),
+        }
+    }
+
+    /// Whether this caller may see records of `partner`. Another partner's
+    /// records are answered 404, never 403, so their existence does not leak.
+    pub fn can_see(&self, partner: &PartnerId) -> Result<bool, ApiError> {
+        Ok(match self.partner_scope()? {
+            None => true,
+            Some((own, _)) => own == partner,
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or(ApiError::Unauthorized)?;
+        state
+            .principal(token)
+            .await?
+            .map(Auth)
+            .ok_or(ApiError::Unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        nested: Option<Inner>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Inner {
+        amount: i64,
+    }
+
+    fn field(json: &str) -> Option<String> {
+        match parse_json::<Body>(json.as_bytes()) {
+            Err(ApiError::BadRequest { field, .. }) => field,
+            other => panic!("expected a bad request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_errors_name_the_missing_unknown_or_mistyped_field() {
+        assert_eq!(field("{}").as_deref(), Some("name"));
+        assert_eq!(field(r#"{"name": 3}"#).as_deref(), Some("name"));
+        assert_eq!(
+            field(r#"{"name": "a", "nmae": 1}"#).as_deref(),
+            Some("nmae")
+        );
+        assert_eq!(
+            field(r#"{"name": "a", "nested": {"amount": "x"}}"#).as_deref(),
+            Some("nested.amount")
+        );
+        assert_eq!(field("{not json"), None);
+    }
+}

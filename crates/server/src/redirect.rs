@@ -1,0 +1,160 @@
+//! `GET|HEAD /r/{code}`: the tracked redirect.
+//!
+//! The hot path: a cached link lookup, a click id, two keyed hashes, a bot
+//! check, a queue push and a 302. No database round trip once the link is
+//! cached; the click is committed by the batch writer (`clicks.rs`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::Utc;
+use tribute_core::click::{truncate_ip, Click};
+use tribute_core::ids::ClickId;
+use tribute_core::link::{redirect_url, Destination, Link};
+use url::Url;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// What the redirect needs of a link, resolved once and cached.
+pub struct CachedLink {
+    pub link: Link,
+    pub destination: Url,
+    /// False when the partner is suspended: the visitor is still sent on,
+    /// but nothing is recorded or credited.
+    pub credits: bool,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/r/{code}", get(redirect))
+}
+
+const NOT_FOUND_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>Link not found</title>\
+<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}</style>\
+</head><body><h1>Link not found</h1><p>This link does not exist or has expired.</p></body></html>";
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Html(NOT_FOUND_PAGE)).into_response()
+}
+
+async fn lookup(state: &AppState, code: &str) -> Result<Option<Arc<CachedLink>>, ApiError> {
+    if let Some(hit) = state.links.get(code) {
+        return Ok(hit);
+    }
+    let found = match state.store.link_by_code(code).await? {
+        None => None,
+        Some(link) => {
+            let credits = state
+                .store
+                .partner(&link.partner_id)
+                .await?
+                .is_some_and(|p| p.status.credits());
+            // The allow-list is checked again here, not only when the link was
+            // written: removing a domain from a program stops its links at once.
+            let program = state.store.program(&link.program_id).await?;
+            match program.map(|p| Destination::parse(&link.destination, &p.settings)) {
+                Some(Ok(destination)) => Some(Arc::new(CachedLink {
+                    link,
+                    destination: destination.url().clone(),
+                    credits,
+                })),
+                _ => None,
+            }
+        }
+    };
+    state.links.insert(code.to_owned(), found.clone());
+    Ok(found)
+}
+
+/// The visitor's address: the peer, or the first `X-Forwarded-For` hop when
+/// the server is configured to trust its proxy.
+fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    if state.config.trust_proxy {
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok());
+        if let Some(ip) = forwarded {
+            return ip;
+        }
+    }
+    peer.ip()
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName, max: usize) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(max).collect())
+}
+
+#[tracing::instrument(skip_all, fields(code = %code))]
+async fn redirect(
+    State(state): State<AppState>,
+    method: Method,
+    Path(code): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(cached) = lookup(&state, &code).await? else {
+        return Ok(not_found());
+    };
+    let now = Utc::now();
+    if cached.link.is_expired(now) {
+        return Ok(not_found());
+    }
+    let link = &cached.link;
+    let click_id = cached.credits.then(ClickId::generate);
+    let target = redirect_url(
+        &cached.destination,
+        &link.utm,
+        click_id.as_ref().map(|c| c.as_str()),
+        query.as_deref(),
+    );
+    if let Some(id) = click_id {
+        let ip = client_ip(&state, peer, &headers);
+        let user_agent = header_str(&headers, header::USER_AGENT, 512);
+        // A HEAD is never a person following a link (link previews, checkers):
+        // it is recorded, and counted as a bot.
+        let is_bot = method == Method::HEAD || state.bots.is_bot(user_agent.as_deref());
+        let click = Click {
+            id,
+            program_id: link.program_id.clone(),
+            link_id: link.id.clone(),
+            partner_id: link.partner_id.clone(),
+            at: now,
+            ip_truncated: truncate_ip(ip),
+            ip_hash: state.hasher.ip_hash(ip),
+            visitor_hash: state
+                .hasher
+                .visitor_hash(ip, user_agent.as_deref().unwrap_or("")),
+            user_agent,
+            referrer: header_str(&headers, header::REFERER, 1024),
+            source: link.source.clone(),
+            is_bot,
+        };
+        state.clicks.record(click).await;
+    }
+    let location = HeaderValue::from_str(target.as_str())
+        .map_err(|e| anyhow::anyhow!("redirect target is not a header value: {e}"))?;
+    Ok((
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, location),
+            // Every click must reach us: no browser or proxy may replay the 302.
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            ),
+        ],
+    )
+        .into_response())
+}
