@@ -23,6 +23,10 @@ pub enum Format {
 /// `total_conversions`, `total_conversion_value`, `total_null`, optional
 /// `ages_days`; comma or semicolon separated) under each model and print
 /// each channel's conversions and value.
+///
+/// Conversions are printed with 6 decimals and values with the file's own
+/// decimals (at least 2); under every model the channels add up exactly to
+/// the file's total conversions and value.
 #[derive(clap::Args, Debug)]
 pub struct AttributeArgs {
     /// The path file to read (`-` for standard input).
