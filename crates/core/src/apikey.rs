@@ -24,7 +24,10 @@ impl Scope {
             "admin" => Ok(Self::Admin),
             "partner" => Ok(Self::Partner),
             "ingest" => Ok(Self::Ingest),
-            _ => Err(FieldError::new("scope", "must be one of admin, partner, ingest")),
+            _ => Err(FieldError::new(
+                "scope",
+                "must be one of admin, partner, ingest",
+            )),
         }
     }
 

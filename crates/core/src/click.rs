@@ -65,16 +65,9 @@ impl VisitorHasher {
 
 /// Recognises bots and crawlers by user agent, using the maintained pattern
 /// list of the `isbot` project. Build it once: it compiles a large regex.
+#[derive(Default)]
 pub struct BotDetector {
     bots: isbot::Bots,
-}
-
-impl Default for BotDetector {
-    fn default() -> Self {
-        Self {
-            bots: isbot::Bots::default(),
-        }
-    }
 }
 
 impl BotDetector {

@@ -62,13 +62,20 @@ mod tests {
 
     #[test]
     fn coupon_codes_compare_case_insensitively() {
-        assert_eq!(CouponCode::parse("jane10").unwrap(), CouponCode::parse("JANE10").unwrap());
+        assert_eq!(
+            CouponCode::parse("jane10").unwrap(),
+            CouponCode::parse("JANE10").unwrap()
+        );
     }
 
     #[test]
     fn coupon_codes_refuse_spaces_and_symbols() {
         for bad in ["a", "JANE 10", "50%OFF"] {
-            assert_eq!(CouponCode::parse(bad).unwrap_err().field, "code", "case {bad:?}");
+            assert_eq!(
+                CouponCode::parse(bad).unwrap_err().field,
+                "code",
+                "case {bad:?}"
+            );
         }
     }
 }

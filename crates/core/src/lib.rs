@@ -9,11 +9,13 @@ pub mod attribution;
 pub mod click;
 pub mod coupon;
 pub mod error;
+pub mod identity;
 pub mod ids;
 pub mod link;
 pub mod money;
 pub mod partner;
 pub mod program;
 pub mod split;
+pub mod tracking;
 
 pub use error::FieldError;

@@ -60,7 +60,8 @@ impl From<Slug> for String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PartnerStatus {
-    /// Applied, not yet approved: links work but nothing is credited yet.
+    /// Applied, not yet approved: links work and touches are recorded, so
+    /// their credit is there once the partner is approved.
     Pending,
     Active,
     /// Links still redirect, but nothing is recorded or credited.

@@ -19,16 +19,30 @@ pub struct ApiJson<T>(pub T);
 /// Name the field a serde error is about: its path, or the field named in
 /// a "missing field `x`" / "unknown field `x`" message.
 pub fn field_of(path: &str, message: &str) -> Option<String> {
-    let quoted = message
-        .split('`')
-        .nth(1)
-        .filter(|_| message.starts_with("missing field") || message.starts_with("unknown field"));
-    match (path, quoted) {
-        (".", Some(q)) => Some(q.to_owned()),
-        (".", None) => None,
-        (p, Some(q)) => Some(format!("{p}.{q}")),
-        (p, None) => Some(p.to_owned()),
+    let quoted = || message.split('`').nth(1).map(str::to_owned);
+    if path.contains('?') {
+        // serde_path_to_error could not tell where: a syntax error.
+        return None;
     }
+    if message.starts_with("unknown field") {
+        // The path already ends at the unknown field.
+        return if path == "." {
+            quoted()
+        } else {
+            Some(path.to_owned())
+        };
+    }
+    if message.starts_with("missing field") {
+        // The path is the object missing it.
+        return quoted().map(|q| {
+            if path == "." {
+                q
+            } else {
+                format!("{path}.{q}")
+            }
+        });
+    }
+    (path != ".").then(|| path.to_owned())
 }
 
 /// Parse `bytes` as JSON into `T`, with errors naming the field.

@@ -8,9 +8,11 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod attribution;
 pub mod clicks;
 pub mod error;
 pub mod extract;
+pub mod ingest;
 pub mod redirect;
 
 use std::future::Future;
@@ -58,6 +60,8 @@ pub struct AppState {
     /// Authenticated keys by token hash, so ingestion does not hit the database per request.
     keys: Cache<String, Option<Principal>>,
     pub clicks: ClickQueue,
+    /// Group commit of events.
+    pub events: ingest::writer::EventWriter,
     pub bots: Arc<BotDetector>,
     pub hasher: Arc<VisitorHasher>,
 }
@@ -105,7 +109,7 @@ impl App {
             .await?;
         let (clicks, writer) = clicks::spawn_writer(store.clone(), config.click_queue);
         let state = AppState {
-            store,
+            store: store.clone(),
             config: Arc::new(config),
             links: Cache::builder()
                 .max_capacity(100_000)
@@ -116,6 +120,7 @@ impl App {
                 .time_to_live(KEY_TTL)
                 .build(),
             clicks,
+            events: ingest::writer::EventWriter::spawn(store.clone()),
             bots: Arc::new(BotDetector::default()),
             hasher: Arc::new(VisitorHasher::new(key.as_bytes())),
         };
@@ -150,6 +155,7 @@ impl App {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(redirect::router())
+        .merge(ingest::postback::router())
         .nest("/api/v1", api::router())
         .with_state(state)
 }

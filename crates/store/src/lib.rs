@@ -10,7 +10,9 @@
 //! Rows are read through backend-neutral row structs (`rows.rs`) and turned
 //! into `tribute_core` values there; nothing outside this crate sees SQL.
 
+mod attribution;
 mod clicks;
+mod conversions;
 mod keys;
 mod links;
 mod migrate;
@@ -18,6 +20,7 @@ mod partners;
 mod programs;
 mod rows;
 pub mod testing;
+mod tracking;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -26,10 +29,13 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use attribution::{ConversionJourney, StoredFit};
 pub use clicks::{MetricsBySource, PartnerMetrics};
+pub use conversions::{ConversionFilter, Credit};
 pub use keys::{ApiKey, Principal};
 pub use links::OwnedFilter;
 pub use partners::PartnerFilter;
+pub use tracking::{IngestOutcome, NewTouch};
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,14 +26,18 @@ macro_rules! migrations {
 
 const SQLITE: &[Migration] = migrations!("sqlite":
     1 => "0001_foundation.sql",
+    2 => "0002_tracking.sql",
+    3 => "0003_fits.sql",
 );
 
 const POSTGRES: &[Migration] = migrations!("postgres":
     1 => "0001_foundation.sql",
+    2 => "0002_tracking.sql",
+    3 => "0003_fits.sql",
 );
 
 /// An arbitrary constant naming Tribute's migration lock.
-const PG_LOCK_KEY: i64 = 0x7472_6962_7574_65;
+const PG_LOCK_KEY: i64 = 0x0074_7269_6275_7465;
 
 pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> anyhow::Result<Vec<String>> {
     // The lock is held by one pooled connection while the migrations run on

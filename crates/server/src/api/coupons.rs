@@ -1,6 +1,6 @@
 //! `/api/v1/coupons`: codes tied to partners. Admins write; partners read their own.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -97,8 +97,9 @@ async fn list(
     State(state): State<AppState>,
     auth: Auth,
     Paging(page): Paging,
-    Query(q): Query<ListQuery>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> ApiResult<Json<List<Coupon>>> {
+    let q: ListQuery = super::serde_urlencoded_query(raw.as_deref())?;
     let mut filter = OwnedFilter {
         program_id: q.program_id.as_deref().map(parse_program_id).transpose()?,
         partner_id: q

@@ -5,7 +5,7 @@
 
 mod coupons;
 mod links;
-mod partners;
+pub(crate) mod partners;
 mod programs;
 
 use axum::extract::FromRequestParts;
@@ -23,6 +23,10 @@ pub fn router() -> Router<AppState> {
         .merge(partners::router())
         .merge(links::router())
         .merge(coupons::router())
+        .merge(crate::ingest::router())
+        .merge(crate::attribution::router())
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }
 
 /// A page of results.
@@ -91,14 +95,21 @@ fn parse_int(
     }
 }
 
-/// Parse a query string, naming the parameter on error.
+/// Parse a query string into `T`, naming the parameter on error; a
+/// parameter given twice is refused rather than silently picking one.
 pub fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(
     q: Option<&str>,
 ) -> Result<T, ApiError> {
-    let pairs: serde_json::Map<String, serde_json::Value> =
-        url::form_urlencoded::parse(q.unwrap_or("").as_bytes())
-            .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
-            .collect();
+    let mut pairs = serde_json::Map::new();
+    for (k, v) in url::form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
+        if pairs.contains_key(k.as_ref()) {
+            return Err(ApiError::bad_request(
+                Some(k.into_owned()),
+                "is given more than once",
+            ));
+        }
+        pairs.insert(k.into_owned(), serde_json::Value::String(v.into_owned()));
+    }
     crate::extract::parse_json(&serde_json::to_vec(&pairs).map_err(anyhow::Error::from)?)
 }
 

@@ -1,6 +1,6 @@
 //! `/api/v1/partners` and a partner's click metrics.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -125,8 +125,9 @@ async fn list(
     State(state): State<AppState>,
     auth: Auth,
     Paging(page): Paging,
-    Query(q): Query<ListQuery>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> ApiResult<Json<List<Partner>>> {
+    let q: ListQuery = super::serde_urlencoded_query(raw.as_deref())?;
     let filter = PartnerFilter {
         program_id: q.program_id.as_deref().map(parse_program_id).transpose()?,
         only: auth.partner_scope()?.map(|(own, _)| own.clone()),

@@ -1,0 +1,75 @@
+//! Group commit for events: requests hand their events to one writer, which
+//! commits whatever has gathered in one transaction and then answers every
+//! request in it. Under load, one commit serves many requests; a request is
+//! answered only after its events are durable.
+
+use std::collections::BTreeSet;
+
+use tokio::sync::{mpsc, oneshot};
+use tribute_core::tracking::Event;
+use tribute_store::Store;
+
+/// Most events one transaction takes.
+const MAX_GROUP: usize = 5_000;
+
+type Reply = oneshot::Sender<Result<BTreeSet<String>, String>>;
+
+#[derive(Clone)]
+pub struct EventWriter {
+    tx: mpsc::Sender<(Vec<Event>, Reply)>,
+}
+
+impl EventWriter {
+    pub fn spawn(store: Store) -> Self {
+        let (tx, mut rx) = mpsc::channel::<(Vec<Event>, Reply)>(1_024);
+        tokio::spawn(async move {
+            let mut pending: Vec<(Vec<Event>, Reply)> = Vec::new();
+            while rx.recv_many(&mut pending, 256).await > 0 {
+                // Take more requests while the group is small: they share the commit.
+                let mut size: usize = pending.iter().map(|(e, _)| e.len()).sum();
+                while size < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(item) => {
+                            size += item.0.len();
+                            pending.push(item);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let all: Vec<Event> = pending
+                    .iter()
+                    .flat_map(|(e, _)| e.iter().cloned())
+                    .collect();
+                let result = store.ingest_events(&all).await;
+                for (events, reply) in pending.drain(..) {
+                    let answer = match &result {
+                        Ok(outcome) => Ok(events
+                            .iter()
+                            .filter(|e| outcome.inserted.contains(e.id.as_str()))
+                            .map(|e| e.id.to_string())
+                            .collect()),
+                        Err(e) => Err(format!("{e:?}")),
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Store events; returns the ids stored (repeats of an external id are not).
+    pub async fn write(&self, events: Vec<Event>) -> anyhow::Result<BTreeSet<String>> {
+        if events.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((events, reply))
+            .await
+            .map_err(|_| anyhow::anyhow!("event writer stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("event writer stopped"))?
+            .map_err(|e| anyhow::anyhow!("storing events: {e}"))
+    }
+}

@@ -1,0 +1,223 @@
+//! Conversions and their credits: written once, idempotently.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::FromRow;
+use tribute_core::ids::{ConversionId, PartnerId, PersonId, ProgramId};
+use tribute_core::money::{Currency, Money};
+use tribute_core::tracking::{Conversion, ConversionStatus};
+
+use crate::{from_ms, on_unique, to_ms, Context, Page, Result, Store, StoreError};
+
+const COLUMNS: &str = "id, program_id, external_id, idempotency_key, person_id, status, \
+     value_minor, currency, products, click_id, coupon, occurred_at, received_at, attribution";
+
+#[derive(FromRow)]
+struct ConversionRow {
+    id: String,
+    program_id: String,
+    external_id: Option<String>,
+    idempotency_key: Option<String>,
+    person_id: Option<String>,
+    status: String,
+    value_minor: i64,
+    currency: String,
+    products: String,
+    click_id: Option<String>,
+    coupon: Option<String>,
+    occurred_at: i64,
+    received_at: i64,
+    attribution: String,
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("conversion {what}: {e}"))
+}
+
+impl TryFrom<ConversionRow> for Conversion {
+    type Error = StoreError;
+    fn try_from(r: ConversionRow) -> Result<Self> {
+        Ok(Conversion {
+            id: ConversionId::parse(&r.id).map_err(|e| corrupt("id", e))?,
+            program_id: ProgramId::parse(&r.program_id).map_err(|e| corrupt("program", e))?,
+            external_id: r.external_id,
+            idempotency_key: r.idempotency_key,
+            person_id: r
+                .person_id
+                .as_deref()
+                .map(PersonId::parse)
+                .transpose()
+                .map_err(|e| corrupt("person", e))?,
+            status: ConversionStatus::parse(&r.status).map_err(|e| corrupt("status", e))?,
+            value: Money::new(
+                r.value_minor,
+                Currency::parse(&r.currency).map_err(|e| corrupt("currency", e))?,
+            ),
+            products: serde_json::from_str(&r.products).map_err(|e| corrupt("products", e))?,
+            click_id: r.click_id,
+            coupon: r.coupon,
+            occurred_at: from_ms(r.occurred_at)?,
+            received_at: from_ms(r.received_at)?,
+            attribution: serde_json::from_str(&r.attribution)
+                .map_err(|e| corrupt("attribution", e))?,
+        })
+    }
+}
+
+/// A partner's part of a conversion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+pub struct Credit {
+    pub partner_id: String,
+    /// The partner's slug (empty if the partner was since deleted).
+    pub slug: String,
+    /// Exact share: `weight / weight_total`.
+    pub weight: String,
+    pub weight_total: String,
+    /// The partner's part of the conversion value, in minor units.
+    pub amount_minor: i64,
+}
+
+/// Which conversions to list.
+#[derive(Debug, Clone, Default)]
+pub struct ConversionFilter {
+    pub program_id: Option<ProgramId>,
+    /// Only conversions credited to this partner.
+    pub partner_id: Option<PartnerId>,
+    pub status: Option<ConversionStatus>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// Write a conversion and its partners' exact parts in one transaction.
+    ///
+    /// A second conversion with the same external id or idempotency key is
+    /// refused with `Conflict`; the caller answers with the first one.
+    pub async fn insert_conversion(&self, c: &Conversion) -> Result<()> {
+        let attribution = serde_json::to_string(&c.attribution).expect("attribution serialises");
+        let products = serde_json::to_string(&c.products).expect("products serialise");
+        let mut tx = self.pool().begin().await.context("starting conversion")?;
+        on_unique(
+            sqlx::query(&format!(
+                "INSERT INTO conversions ({COLUMNS}) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ))
+            .bind(c.id.as_str())
+            .bind(c.program_id.as_str())
+            .bind(c.external_id.as_deref())
+            .bind(c.idempotency_key.as_deref())
+            .bind(c.person_id.as_ref().map(|p| p.as_str()))
+            .bind(c.status.as_str())
+            .bind(c.value.minor)
+            .bind(c.value.currency.as_str())
+            .bind(products)
+            .bind(c.click_id.as_deref())
+            .bind(c.coupon.as_deref())
+            .bind(to_ms(c.occurred_at))
+            .bind(to_ms(c.received_at))
+            .bind(attribution)
+            .execute(&mut *tx)
+            .await,
+            "external_id",
+            "a conversion with this external id or idempotency key exists",
+            "inserting conversion",
+        )?;
+        let weights = &c.attribution.partners;
+        for (partner, amount) in c.attribution.split(c.value.minor) {
+            let weight = weights
+                .iter()
+                .find(|p| p.partner_id == partner)
+                .map(|p| p.weight)
+                .unwrap_or(0);
+            sqlx::query(
+                "INSERT INTO conversion_credits (conversion_id, program_id, partner_id, weight, \
+                 weight_total, amount_minor, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(c.id.as_str())
+            .bind(c.program_id.as_str())
+            .bind(partner.as_str())
+            .bind(weight.to_string())
+            .bind(c.attribution.weight_total.to_string())
+            .bind(amount)
+            .bind(to_ms(c.occurred_at))
+            .execute(&mut *tx)
+            .await
+            .context("inserting credit")?;
+        }
+        tx.commit().await.context("committing conversion")?;
+        Ok(())
+    }
+
+    pub async fn conversion(&self, id: &ConversionId) -> Result<Option<Conversion>> {
+        sqlx::query_as::<_, ConversionRow>(&format!(
+            "SELECT {COLUMNS} FROM conversions WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .context("loading conversion")?
+        .map(Conversion::try_from)
+        .transpose()
+    }
+
+    /// The conversion an external id or idempotency key already made, if any.
+    pub async fn conversion_by_keys(
+        &self,
+        program: &ProgramId,
+        external_id: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Option<Conversion>> {
+        if external_id.is_none() && idempotency_key.is_none() {
+            return Ok(None);
+        }
+        sqlx::query_as::<_, ConversionRow>(&format!(
+            "SELECT {COLUMNS} FROM conversions WHERE program_id = $1 \
+             AND (external_id = $2 OR idempotency_key = $3) ORDER BY received_at LIMIT 1"
+        ))
+        .bind(program.as_str())
+        .bind(external_id)
+        .bind(idempotency_key)
+        .fetch_optional(self.pool())
+        .await
+        .context("loading conversion by key")?
+        .map(Conversion::try_from)
+        .transpose()
+    }
+
+    /// Partners credited with a conversion, with exact shares and amounts.
+    pub async fn conversion_credits(&self, id: &ConversionId) -> Result<Vec<Credit>> {
+        sqlx::query_as::<_, Credit>(
+            "SELECT c.partner_id, COALESCE(p.slug, '') AS slug, c.weight, c.weight_total, c.amount_minor \
+             FROM conversion_credits c LEFT JOIN partners p ON p.id = c.partner_id \
+             WHERE c.conversion_id = $1 ORDER BY c.amount_minor DESC, c.partner_id",
+        )
+        .bind(id.as_str())
+        .fetch_all(self.pool())
+        .await
+        .context("loading credits")
+    }
+
+    /// Conversions newest first.
+    pub async fn conversions(&self, f: &ConversionFilter, page: Page) -> Result<Vec<Conversion>> {
+        sqlx::query_as::<_, ConversionRow>(&format!(
+            "SELECT {COLUMNS} FROM conversions WHERE ($1 IS NULL OR program_id = $1) \
+             AND ($2 IS NULL OR id IN (SELECT conversion_id FROM conversion_credits WHERE partner_id = $2)) \
+             AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR occurred_at >= $4) \
+             AND ($5 IS NULL OR occurred_at < $5) \
+             ORDER BY occurred_at DESC, id LIMIT $6 OFFSET $7"
+        ))
+        .bind(f.program_id.as_ref().map(|p| p.as_str()))
+        .bind(f.partner_id.as_ref().map(|p| p.as_str()))
+        .bind(f.status.map(|s| s.as_str()))
+        .bind(f.from.map(to_ms))
+        .bind(f.to.map(to_ms))
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(self.pool())
+        .await
+        .context("listing conversions")?
+        .into_iter()
+        .map(Conversion::try_from)
+        .collect()
+    }
+}
