@@ -9,6 +9,7 @@ use serde::Deserialize;
 use tribute_core::ids::ProgramId;
 use tribute_core::money::Currency;
 use tribute_core::program::{AllowedDomain, Program, ProgramSettings};
+use tribute_core::tracking::TrackingSettings;
 use tribute_core::FieldError;
 
 use super::{List, Paging};
@@ -20,6 +21,62 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/programs", get(list).post(create))
         .route("/programs/{id}", get(show).patch(update))
+        .route(
+            "/programs/{id}/tracking",
+            get(show_tracking).patch(update_tracking),
+        )
+}
+
+/// A program's tracking settings, with its postback URL (which holds the secret token).
+#[derive(serde::Serialize)]
+struct TrackingView {
+    program_id: ProgramId,
+    #[serde(flatten)]
+    settings: TrackingSettings,
+    postback_url: String,
+}
+
+async fn tracking_view(state: &AppState, program: &Program) -> ApiResult<TrackingView> {
+    let (settings, token) = state
+        .store
+        .program_tracking(&program.id, || tribute_core::ids::random_base62(32))
+        .await?;
+    let base = state.config.public_url.trim_end_matches('/');
+    Ok(TrackingView {
+        program_id: program.id.clone(),
+        settings,
+        postback_url: format!(
+            "{base}/postback?program_id={}&token={token}&click_id={{click_id}}&amount={{amount}}&order_id={{order_id}}",
+            program.id
+        ),
+    })
+}
+
+#[tracing::instrument(skip_all, fields(id = %id))]
+async fn show_tracking(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TrackingView>> {
+    auth.require_admin()?;
+    let program = load(&state, &id).await?;
+    Ok(Json(tracking_view(&state, &program).await?))
+}
+
+/// Replace the tracking settings; fields left out take their defaults.
+#[tracing::instrument(skip_all, fields(id = %id))]
+async fn update_tracking(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TrackingSettings>,
+) -> ApiResult<Json<TrackingView>> {
+    auth.require_admin()?;
+    let program = load(&state, &id).await?;
+    body.validate()?;
+    tracking_view(&state, &program).await?;
+    state.store.set_program_tracking(&program.id, &body).await?;
+    Ok(Json(tracking_view(&state, &program).await?))
 }
 
 #[derive(Deserialize)]
