@@ -156,6 +156,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(redirect::router())
         .merge(ingest::postback::router())
+        .merge(ingest::segment::router())
+        .merge(ingest::collect::router())
         .nest("/api/v1", api::router())
         .with_state(state)
 }

@@ -5,9 +5,11 @@
 //! events go through the group-commit writer and conversions are attributed
 //! and committed before the request is answered.
 
+pub mod collect;
 pub mod conversions;
 pub mod events;
 pub mod postback;
+pub mod segment;
 pub mod writer;
 
 use axum::Router;
