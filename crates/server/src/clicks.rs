@@ -9,12 +9,15 @@
 //! What a crash (kill -9, power loss) can lose is what sits in the queue:
 //! see docs/ARCHITECTURE.md for why that is acceptable for clicks.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tribute_core::click::Click;
 use tribute_store::Store;
+
+use crate::metrics::Counters;
 
 /// Most clicks one transaction commits.
 const MAX_BATCH: usize = 2_000;
@@ -26,6 +29,11 @@ pub struct ClickQueue {
 }
 
 impl ClickQueue {
+    /// Clicks waiting for the writer.
+    pub fn depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Queue a click, waiting if the queue is full.
     pub async fn record(&self, click: Click) {
         if self.tx.send(click).await.is_err() {
@@ -50,12 +58,14 @@ impl ClickWriter {
     }
 }
 
-pub fn spawn_writer(store: Store, capacity: usize) -> (ClickQueue, ClickWriter) {
+pub fn spawn_writer(store: Store, capacity: usize, counters: Arc<Counters>) -> (ClickQueue, ClickWriter) {
     let (tx, mut rx) = mpsc::channel::<Click>(capacity);
     let handle = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            write_with_retry(&store, &batch).await;
+            if write_with_retry(&store, &batch).await {
+                Counters::add(&counters.clicks_written, batch.len() as u64);
+            }
             batch.clear();
         }
     });
@@ -63,11 +73,11 @@ pub fn spawn_writer(store: Store, capacity: usize) -> (ClickQueue, ClickWriter) 
 }
 
 /// Commit a batch, retrying transient failures (a busy database) with backoff.
-async fn write_with_retry(store: &Store, batch: &[Click]) {
+async fn write_with_retry(store: &Store, batch: &[Click]) -> bool {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=8 {
         match store.insert_clicks(batch).await {
-            Ok(()) => return,
+            Ok(()) => return true,
             Err(e) => {
                 tracing::warn!(error = ?e, attempt, n = batch.len(), "click batch failed; retrying");
                 tokio::time::sleep(delay).await;
@@ -79,4 +89,5 @@ async fn write_with_retry(store: &Store, batch: &[Click]) {
         n = batch.len(),
         "click batch dropped after repeated failures"
     );
+    false
 }

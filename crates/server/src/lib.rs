@@ -13,6 +13,7 @@ pub mod clicks;
 pub mod error;
 pub mod extract;
 pub mod ingest;
+pub mod metrics;
 pub mod redirect;
 
 use std::future::Future;
@@ -64,6 +65,7 @@ pub struct AppState {
     pub events: ingest::writer::EventWriter,
     pub bots: Arc<BotDetector>,
     pub hasher: Arc<VisitorHasher>,
+    pub counters: Arc<metrics::Counters>,
 }
 
 impl AppState {
@@ -107,7 +109,8 @@ impl App {
         let key = store
             .secret_or_init("visitor_hash_key", || tribute_core::ids::random_base62(43))
             .await?;
-        let (clicks, writer) = clicks::spawn_writer(store.clone(), config.click_queue);
+        let counters = Arc::new(metrics::Counters::default());
+        let (clicks, writer) = clicks::spawn_writer(store.clone(), config.click_queue, counters.clone());
         let state = AppState {
             store: store.clone(),
             config: Arc::new(config),
@@ -123,6 +126,7 @@ impl App {
             events: ingest::writer::EventWriter::spawn(store.clone()),
             bots: Arc::new(BotDetector::default()),
             hasher: Arc::new(VisitorHasher::new(key.as_bytes())),
+            counters,
         };
         Ok(Self { state, writer })
     }
@@ -155,6 +159,7 @@ impl App {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(redirect::router())
+        .merge(metrics::router())
         .merge(ingest::postback::router())
         .merge(ingest::segment::router())
         .merge(ingest::collect::router())

@@ -19,6 +19,7 @@ use tribute_core::link::{redirect_url, Destination, Link};
 use url::Url;
 
 use crate::error::ApiError;
+use crate::metrics::Counters;
 use crate::AppState;
 
 /// What the redirect needs of a link, resolved once and cached.
@@ -142,6 +143,9 @@ async fn redirect(
             is_bot,
         };
         state.clicks.record(click).await;
+        Counters::add(&state.counters.redirects_recorded, 1);
+    } else {
+        Counters::add(&state.counters.redirects_unrecorded, 1);
     }
     let location = HeaderValue::from_str(target.as_str())
         .map_err(|e| anyhow::anyhow!("redirect target is not a header value: {e}"))?;
