@@ -189,6 +189,17 @@ impl Store {
         })
     }
 
+    /// A transaction that reads and then writes. On SQLite it takes the
+    /// write lock at once (`BEGIN IMMEDIATE`): a deferred transaction that
+    /// read first cannot upgrade once another connection has written, and
+    /// fails with "database is locked" instead of waiting its turn.
+    async fn begin_write(&self) -> std::result::Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend() {
+            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool().begin().await,
+        }
+    }
+
     async fn lock_program(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -215,7 +226,7 @@ impl Store {
         extra: Vec<NewTouch>,
     ) -> BoxFuture<'a, Result<(PersonId, Vec<Touch>)>> {
         Box::pin(async move {
-            let mut tx = self.pool().begin().await.context("starting journey")?;
+            let mut tx = self.begin_write().await.context("starting journey")?;
             self.lock_program(&mut tx, program).await?;
             let person = if keys.is_empty() {
                 PersonId::generate()

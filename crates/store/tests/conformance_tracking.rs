@@ -53,6 +53,7 @@ conformance!(
     resolve_journey_finds_the_person_and_adds_click_and_coupon_touches_in_time_order,
     resolve_journey_without_keys_makes_a_new_person_with_the_extra_touches,
     resolve_journey_reports_suspended_partners_on_their_touches,
+    concurrent_journeys_of_one_person_all_resolve_to_that_person,
     a_conversion_round_trips_and_its_credits_sum_exactly_to_its_value,
     a_second_conversion_with_the_same_external_id_or_idempotency_key_is_a_conflict,
     conversion_by_keys_finds_the_first_conversion_by_either_key,
@@ -779,6 +780,48 @@ async fn resolve_journey_reports_suspended_partners_on_their_touches(store: Stor
             (pending.id.clone(), false),
         ]
     );
+}
+
+async fn concurrent_journeys_of_one_person_all_resolve_to_that_person(store: Store) {
+    let s = seeded(&store).await;
+    let p = &s.program;
+    let click = clicked(&store, &s.jane, hours(1), false).await;
+    // Retries of one order racing each other: each brings a new key too.
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = store.clone();
+            let program = p.id.clone();
+            let click = click.id.to_string();
+            tokio::spawn(async move {
+                let keys = vec![
+                    click_key(&click),
+                    key_of("email_hash", &email_hash("jo@example.com")),
+                    key_of("anonymous_id", &format!("device-{i}")),
+                ];
+                store
+                    .resolve_journey(&program, keys, Some(click.as_str()), Vec::new())
+                    .await
+            })
+        })
+        .collect();
+    let mut persons = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let (person, touches) = task
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("journey {i} failed: {e:?}"));
+        assert_eq!(touches.len(), 1, "journey {i}: the click, once");
+        persons.push(person);
+    }
+    let one = person(&store, p, &click_key(click.id.as_str())).await;
+    assert!(persons.iter().all(|p| p == &one), "one person for all");
+    for i in 0..10 {
+        assert_eq!(
+            person(&store, p, &key_of("anonymous_id", &format!("device-{i}"))).await,
+            one,
+            "device {i} belongs to the one person"
+        );
+    }
 }
 
 // --- conversions ---------------------------------------------------------------

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use tribute_core::attribution::{attribute, Attribution, TouchKind};
 use tribute_core::coupon::CouponCode;
@@ -142,7 +142,9 @@ pub async fn record(
     input: ConversionInput,
     idempotency_key: Option<String>,
 ) -> ApiResult<(ConversionView, bool)> {
-    let now = Utc::now();
+    // Times are stored to the millisecond: the first answer must show what a
+    // replay will read back, or the two bodies differ.
+    let now = Utc::now().trunc_subsecs(3);
     let external_id = match input.external_id.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(s) if s.len() > 200 => {
@@ -199,7 +201,8 @@ pub async fn record(
     }
     .parse()?;
     let click_id = parse_click_id("click_id", input.click_id.as_deref())?;
-    let occurred_at = parse_occurred_at("occurred_at", input.occurred_at.as_deref(), now)?;
+    let occurred_at =
+        parse_occurred_at("occurred_at", input.occurred_at.as_deref(), now)?.trunc_subsecs(3);
     let id = ConversionId::generate();
     // A retried request must not leave a second coupon touch: its id derives
     // from what makes the request idempotent.

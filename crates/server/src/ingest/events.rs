@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{ingest_program, EventInput, UnknownVia};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{parse_json, Auth};
+use crate::extract::{field_of, parse_json, Auth};
 use crate::AppState;
 
 /// Most events one request may carry.
@@ -68,13 +68,16 @@ async fn create(
     // Every event is checked before any is written: bad input changes nothing.
     for (i, item) in items.into_iter().enumerate() {
         let prefix = prefix_of(i);
-        let input: EventInput = serde_json::from_value(item).map_err(|e| {
-            let msg = e.to_string();
-            let field = msg.split('`').nth(1).map(|f| format!("{prefix}{f}"));
-            ApiError::bad_request(
-                field.or_else(|| Some(prefix.trim_end_matches('.').to_owned())),
-                msg,
-            )
+        let input: EventInput = serde_path_to_error::deserialize(item).map_err(|e| {
+            // The path names the field ("type" in `{"type": 5}`); the message
+            // alone would name the offending value.
+            let path = e.path().to_string();
+            let msg = e.into_inner().to_string();
+            let field = match field_of(&path, &msg) {
+                Some(f) => format!("{prefix}{f}"),
+                None => prefix.trim_end_matches('.').to_owned(),
+            };
+            ApiError::bad_request((!field.is_empty()).then_some(field), msg)
         })?;
         let p = match &program {
             Some(p) => p,

@@ -514,3 +514,93 @@ impl TestApp {
         }
     }
 }
+
+// --- ingestion and attribution helpers ------------------------------------
+
+impl TestApp {
+    /// POST JSON to `/api/v1{path}` with `key` and extra request headers.
+    pub async fn post_with_headers(
+        &self,
+        path: &str,
+        key: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self
+            .client
+            .post(self.url(&format!("/api/v1{path}")))
+            .bearer_auth(key)
+            .json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Reply::read(request.send().await.expect("sending an API request")).await
+    }
+
+    /// A send-only ingest key (the write key) bound to `program_id`.
+    pub async fn ingest_key(&self, program_id: &str) -> String {
+        let program = ProgramId::parse(program_id).expect("a program id");
+        insert_key(&self.store, Scope::Ingest, None, Some(program)).await
+    }
+
+    /// Follow the short link `code` as a browser, wait until its click is
+    /// written, and return the click id the redirect handed on (`tid`).
+    pub async fn click_link(&self, code: &str) -> String {
+        self.click_link_as(code, &Visitor::default()).await
+    }
+
+    pub async fn click_link_as(&self, code: &str, visitor: &Visitor) -> String {
+        let reply = self.visit_as(&format!("/r/{code}"), visitor).await;
+        reply.ok(302);
+        let tid = reply
+            .location()
+            .query_pairs()
+            .find(|(k, _)| k == "tid")
+            .map(|(_, v)| v.into_owned())
+            .expect("a tid in the Location");
+        self.wait_for_click(&tid).await;
+        tid
+    }
+
+    /// The secret token of a program's postback URL, as its tracking settings show it.
+    pub async fn postback_token(&self, program_id: &str) -> String {
+        let tracking = self
+            .get(&format!("/programs/{program_id}/tracking"), &self.admin_key)
+            .await;
+        let url = tracking.ok(200)["postback_url"]
+            .as_str()
+            .expect("a postback_url")
+            .to_owned();
+        Url::parse(&url)
+            .expect("an absolute postback URL")
+            .query_pairs()
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+            .expect("a token in the postback URL")
+    }
+
+    /// Set a program's default attribution model.
+    pub async fn set_default_model(&self, program_id: &str, model: &str) {
+        self.patch(
+            &format!("/programs/{program_id}"),
+            &self.admin_key,
+            &json!({"default_model": model}),
+        )
+        .await
+        .ok(200);
+    }
+
+    /// How many conversions a program has, as the admin list shows them.
+    pub async fn conversion_count(&self, program_id: &str) -> usize {
+        self.count(&format!("/conversions?program_id={program_id}"))
+            .await
+    }
+
+    /// How many events the store holds for a program.
+    pub async fn event_count(&self, program_id: &str) -> i64 {
+        self.store
+            .count_events(&ProgramId::parse(program_id).expect("a program id"))
+            .await
+            .expect("counting events")
+    }
+}
