@@ -75,6 +75,7 @@ on_both_backends!(
     malformed_events_are_4xx_naming_the_field_and_store_nothing,
     malformed_conversions_are_4xx_naming_the_field_and_store_nothing,
     partner_keys_read_only_conversions_credited_to_them,
+    a_click_id_of_another_program_credits_nobody,
 );
 
 // --- idempotency -------------------------------------------------------------
@@ -315,6 +316,28 @@ async fn events_are_accepted_singly_and_in_batches_and_repeats_are_reported_as_d
     app.post("/events", &shop.ingest, &elsewhere)
         .await
         .assert_error(422, Some("program_id"), "another program's events");
+    let mixed = json!({"batch": [
+        {"type": "page_view", "anonymous_id": "a4"},
+        {"type": "page_view", "anonymous_id": "a4", "program_id": other["id"]},
+    ]});
+    app.post("/events", &shop.ingest, &mixed)
+        .await
+        .assert_error(
+            422,
+            Some("batch[1].program_id"),
+            "a batch item of another program",
+        );
+    let mixed = json!({"batch": [
+        {"type": "page_view", "anonymous_id": "a4", "program_id": program},
+        {"type": "page_view", "anonymous_id": "a4", "program_id": other["id"]},
+    ]});
+    app.post("/events", &app.admin_key, &mixed)
+        .await
+        .assert_error(
+            422,
+            Some("batch[1].program_id"),
+            "an admin batch over two programs",
+        );
     assert_eq!(app.event_count(program).await, 5);
     assert_eq!(app.event_count(str_of(&other, "id")).await, 0);
 }
@@ -381,6 +404,24 @@ async fn lead_events_count_once_per_partner_and_person(app: TestApp) {
     app.post("/events", &shop.ingest, &other).await.ok(202);
     assert_eq!(app.store.count_leads(&pid, &alice).await.unwrap(), 2);
     assert_eq!(app.store.count_leads(&pid, &bob).await.unwrap(), 0);
+}
+
+async fn a_click_id_of_another_program_credits_nobody(app: TestApp) {
+    let shop = shop(&app).await;
+    let other = app.create_program("Other").await;
+    let kim = app.create_partner(str_of(&other, "id"), "kim").await;
+    let kims = app.create_link(str_of(&kim, "id"), json!({})).await;
+    let foreign = app.click_link(str_of(&kims, "code")).await;
+
+    let sale = json!({"external_id": "o-1", "value": 700, "currency": "EUR", "click_id": foreign});
+    let sale = app.post("/conversions", &shop.ingest, &sale).await;
+    let sale = sale.ok(201);
+    assert_eq!(
+        credited(sale),
+        vec![],
+        "Kim is not a partner of this program"
+    );
+    assert!(!sale.to_string().contains(str_of(&kim, "id")));
 }
 
 // --- postback ------------------------------------------------------------------
@@ -468,6 +509,16 @@ async fn a_postback_records_a_conversion_credited_to_the_clicks_partner(app: Tes
             "amount",
         ),
         ("an unknown status", query(&token, "o-4", "paid"), "status"),
+        (
+            "a negative amount",
+            query(&token, "o-4", "approved").replace("49.99", "-5"),
+            "amount",
+        ),
+        (
+            "another currency",
+            query(&token, "o-4", "approved").replace("EUR", "USD"),
+            "currency",
+        ),
     ] {
         app.visit(&path).await.assert_error(422, Some(field), case);
     }

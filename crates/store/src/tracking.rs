@@ -159,7 +159,7 @@ impl Store {
                     .iter()
                     .filter_map(|e| e.click_id.as_deref())
                     .collect();
-                let clicks = load_clicks(&mut tx, &click_ids).await?;
+                let clicks = load_clicks(&mut tx, program, &click_ids).await?;
                 for (e, person) in events.iter().zip(&plan.persons) {
                     if let Some(t) = e.click_id.as_deref().and_then(|c| clicks.get(c)) {
                         touches.push((person.clone(), t.clone()));
@@ -239,7 +239,7 @@ impl Store {
             let mut touches: Vec<(PersonId, NewTouch)> =
                 extra.into_iter().map(|t| (person.clone(), t)).collect();
             if let Some(c) = click_id {
-                if let Some(t) = load_clicks(&mut tx, &[c]).await?.remove(c) {
+                if let Some(t) = load_clicks(&mut tx, program, &[c]).await?.remove(c) {
                     touches.push((person.clone(), t));
                 }
             }
@@ -429,18 +429,21 @@ async fn apply_stitch(
     Ok(plan)
 }
 
-/// Clicks by id, as touches (bots kept, flagged: attribution explains why they earn nothing).
+/// Clicks of `program` by id, as touches (bots kept, flagged: attribution
+/// explains why they earn nothing). A click id of another program is
+/// ignored: its partner must never be credited here.
 async fn load_clicks(
     tx: &mut Transaction<'static, Any>,
+    program: &ProgramId,
     ids: &[&str],
 ) -> Result<HashMap<String, NewTouch>> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(IN_CHUNK) {
         let sql = format!(
-            "SELECT id, partner_id, at, is_bot FROM clicks WHERE id IN ({})",
-            placeholders(1, chunk.len())
+            "SELECT id, partner_id, at, is_bot FROM clicks WHERE program_id = $1 AND id IN ({})",
+            placeholders(2, chunk.len())
         );
-        let mut q = sqlx::query_as::<_, (String, String, i64, i64)>(&sql);
+        let mut q = sqlx::query_as::<_, (String, String, i64, i64)>(&sql).bind(program.as_str());
         for id in chunk {
             q = q.bind(*id);
         }

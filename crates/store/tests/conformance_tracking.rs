@@ -54,6 +54,7 @@ conformance!(
     resolve_journey_without_keys_makes_a_new_person_with_the_extra_touches,
     resolve_journey_reports_suspended_partners_on_their_touches,
     concurrent_journeys_of_one_person_all_resolve_to_that_person,
+    a_click_of_another_program_is_never_a_touch,
     a_conversion_round_trips_and_its_credits_sum_exactly_to_its_value,
     a_second_conversion_with_the_same_external_id_or_idempotency_key_is_a_conflict,
     conversion_by_keys_finds_the_first_conversion_by_either_key,
@@ -822,6 +823,41 @@ async fn concurrent_journeys_of_one_person_all_resolve_to_that_person(store: Sto
             "device {i} belongs to the one person"
         );
     }
+}
+
+async fn a_click_of_another_program_is_never_a_touch(store: Store) {
+    let s = seeded(&store).await;
+    let p = &s.program;
+    let other = program("Other");
+    store.insert_program(&other).await.unwrap();
+    let kim = partner(&other, "kim", PartnerStatus::Active);
+    store.insert_partner(&kim).await.unwrap();
+    let foreign = clicked(&store, &kim, hours(1), false).await;
+
+    // A page view in program `p` carrying the other program's click id…
+    store
+        .ingest_events(&[with_click(
+            event(p, EventType::PageView, anon("a1"), hours(1)),
+            &foreign,
+        )])
+        .await
+        .unwrap();
+    let who = person(&store, p, &key_of("anonymous_id", "a1")).await;
+    assert!(
+        store.touches_of(&who).await.unwrap().is_empty(),
+        "a click of another program's partner is no touch here"
+    );
+    // …nor a conversion carrying it.
+    let (_, touches) = store
+        .resolve_journey(
+            &p.id,
+            vec![click_key(foreign.id.as_str())],
+            Some(foreign.id.as_str()),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert!(touches.is_empty(), "got {touches:?}");
 }
 
 // --- conversions ---------------------------------------------------------------

@@ -8,6 +8,7 @@ use axum::{Json, Router};
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::Value;
+use tribute_core::FieldError;
 
 use super::{ingest_program, EventInput, UnknownVia};
 use crate::error::{ApiError, ApiResult};
@@ -64,7 +65,7 @@ async fn create(
     }
     let now = Utc::now();
     let mut events = Vec::with_capacity(items.len());
-    let mut program = None;
+    let mut program: Option<tribute_core::program::Program> = None;
     // Every event is checked before any is written: bad input changes nothing.
     for (i, item) in items.into_iter().enumerate() {
         let prefix = prefix_of(i);
@@ -80,6 +81,20 @@ async fn create(
             ApiError::bad_request((!field.is_empty()).then_some(field), msg)
         })?;
         let p = match &program {
+            // One request writes to one program: an item naming another is
+            // refused, never silently written to the first item's program.
+            Some(p)
+                if input
+                    .program_id
+                    .as_deref()
+                    .is_some_and(|g| g != p.id.as_str()) =>
+            {
+                return Err(FieldError::new(
+                    format!("{prefix}program_id"),
+                    "every event of a request must be for the same program",
+                )
+                .into())
+            }
             Some(p) => p,
             None => {
                 program.insert(ingest_program(&state, &auth.0, input.program_id.as_deref()).await?)

@@ -100,7 +100,18 @@ async fn handle(
         email: q.email,
         ..ConversionInput::default()
     };
-    let (view, _) = record(state, &program, input, None).await?;
+    // Errors name the postback's own parameters, not the conversion's fields.
+    let (view, _) = record(state, &program, input, None)
+        .await
+        .map_err(|e| match e {
+            ApiError::Invalid(f) if f.field == "value" => {
+                FieldError::new("amount", f.message).into()
+            }
+            ApiError::Invalid(f) if f.field == "external_id" => {
+                FieldError::new("order_id", f.message).into()
+            }
+            other => other,
+        })?;
     Ok((StatusCode::OK, Json(view)))
 }
 
