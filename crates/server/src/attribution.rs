@@ -273,7 +273,16 @@ async fn compare(
             .iter()
             .map(|m| m.as_str().to_owned())
             .collect(),
-        Some(list) => list.split(',').map(|s| s.trim().to_owned()).collect(),
+        Some(list) => {
+            // A model named twice is compared once (its credit would count twice).
+            let mut names: Vec<String> = Vec::new();
+            for name in list.split(',').map(str::trim) {
+                if !names.iter().any(|n| n == name) {
+                    names.push(name.to_owned());
+                }
+            }
+            names
+        }
     };
     let mut configs = Vec::new();
     for name in &names {

@@ -368,6 +368,23 @@ async fn compare_gives_each_models_credit_per_partner_summing_to_the_total_exact
         );
     }
 
+    // A model named twice is compared once.
+    let twice = app
+        .get(
+            &format!(
+                "/attribution/compare?program_id={}&from={from}&to={to}&models=linear,linear",
+                shop.program()
+            ),
+            &app.admin_key,
+        )
+        .await;
+    let twice = twice.ok(200);
+    assert_eq!(twice["models"].as_object().unwrap().len(), 1);
+    assert_eq!(
+        twice["models"]["linear"], models["linear"],
+        "linear once, not twice"
+    );
+
     // A period before everything compares nothing; bad input names its field.
     let empty = app
         .get(
