@@ -13,7 +13,8 @@ BARE=127.0.0.1:18180
 TRIB=127.0.0.1:18181
 
 command -v wrk >/dev/null || { apt-get update -q && apt-get install -y -q wrk; }
-cargo build --release -q -p tribute -p tribute-server --example bare302
+cargo build --release -q -p tribute
+cargo build --release -q -p tribute-server --example bare302
 BIN=target/release/tribute
 WORK=$(mktemp -d)
 DB="sqlite://$WORK/bench.db"

@@ -83,8 +83,31 @@ typed_id!(/// A tracked link's id.
     LinkId, "lnk");
 typed_id!(/// A coupon's id.
     CouponId, "cpn");
-typed_id!(/// A click's id; also the `tid` appended to redirects.
+typed_id!(/// A click's id; also the `tid` appended to redirects. See [`ClickId::generate_ordered`].
     ClickId, "clk");
+
+/// Base62 digits, in ASCII order so encoded numbers sort like the numbers.
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+impl ClickId {
+    /// A click id that sorts by time: 8 base62 digits of the millisecond
+    /// clock, then 14 random base62 characters (≈83 bits, still unguessable).
+    ///
+    /// The redirect writes clicks at tens of thousands per second; ids that
+    /// grow with time land at the right edge of the primary-key B-tree
+    /// instead of at random pages, which keeps the batch writer fast as
+    /// the table grows.
+    pub fn generate_ordered(now_ms: i64) -> Self {
+        let mut n = now_ms.max(0) as u64;
+        let mut stamp = [b'0'; 8];
+        for d in stamp.iter_mut().rev() {
+            *d = BASE62[(n % 62) as usize];
+            n /= 62;
+        }
+        let stamp = std::str::from_utf8(&stamp).expect("base62 digits are ASCII");
+        Self(format!("clk_{stamp}{}", random_base62(14)))
+    }
+}
 typed_id!(/// An API key's id (the public half of a key).
     ApiKeyId, "key");
 typed_id!(/// An event's id.
@@ -103,6 +126,16 @@ mod tests {
         let id = PartnerId::generate();
         assert!(id.as_str().starts_with("ptn_"));
         assert_eq!(PartnerId::parse(id.as_str()).unwrap(), id);
+    }
+
+    #[test]
+    fn ordered_click_ids_sort_by_time_and_parse() {
+        let a = ClickId::generate_ordered(1_700_000_000_000);
+        let b = ClickId::generate_ordered(1_700_000_000_001);
+        let c = ClickId::generate_ordered(1_800_000_000_000);
+        assert!(a < b && b < c, "{a} {b} {c}");
+        assert_eq!(ClickId::parse(a.as_str()).unwrap(), a);
+        assert_eq!(a.as_str().len(), 4 + 8 + 14);
     }
 
     #[test]

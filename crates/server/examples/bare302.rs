@@ -10,13 +10,18 @@ use axum::Router;
 async fn redirect() -> impl IntoResponse {
     (
         StatusCode::FOUND,
-        [(header::LOCATION, "https://example.com/pricing?utm_source=bench&tid=clk_0")],
+        [(
+            header::LOCATION,
+            "https://example.com/pricing?utm_source=bench&tid=clk_0",
+        )],
     )
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18180".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:18180".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let app = Router::new().route("/r/{code}", get(redirect));
     axum::serve(listener, app).await

@@ -22,6 +22,12 @@ use crate::metrics::Counters;
 /// Most clicks one transaction commits.
 const MAX_BATCH: usize = 2_000;
 
+/// How long the writer lets clicks gather after the first one arrives.
+/// Without it, under steady load the writer wakes for every few clicks,
+/// and the context switches cost more than the writes; 5 ms of extra
+/// latency for a click's commit is invisible to anyone.
+const LINGER: Duration = Duration::from_millis(5);
+
 /// Where redirects put clicks.
 #[derive(Clone)]
 pub struct ClickQueue {
@@ -58,26 +64,44 @@ impl ClickWriter {
     }
 }
 
-pub fn spawn_writer(store: Store, capacity: usize, counters: Arc<Counters>) -> (ClickQueue, ClickWriter) {
+pub fn spawn_writer(
+    store: Store,
+    capacity: usize,
+    counters: Arc<Counters>,
+) -> (ClickQueue, ClickWriter) {
     let (tx, mut rx) = mpsc::channel::<Click>(capacity);
     let handle = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            if write_with_retry(&store, &batch).await {
-                Counters::add(&counters.clicks_written, batch.len() as u64);
+            if batch.len() < MAX_BATCH && !rx.is_closed() {
+                tokio::time::sleep(LINGER).await;
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(click) => batch.push(click),
+                        Err(_) => break,
+                    }
+                }
             }
-            batch.clear();
+            let n = batch.len() as u64;
+            let (mut back, ok) = write_with_retry(&store, std::mem::take(&mut batch)).await;
+            if ok {
+                Counters::add(&counters.clicks_written, n);
+            }
+            back.clear();
+            batch = back;
         }
     });
     (ClickQueue { tx }, ClickWriter { handle })
 }
 
 /// Commit a batch, retrying transient failures (a busy database) with backoff.
-async fn write_with_retry(store: &Store, batch: &[Click]) -> bool {
+async fn write_with_retry(store: &Store, mut batch: Vec<Click>) -> (Vec<Click>, bool) {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=8 {
-        match store.insert_clicks(batch).await {
-            Ok(()) => return true,
+        let (back, result) = store.write_clicks(batch).await;
+        batch = back;
+        match result {
+            Ok(()) => return (batch, true),
             Err(e) => {
                 tracing::warn!(error = ?e, attempt, n = batch.len(), "click batch failed; retrying");
                 tokio::time::sleep(delay).await;
@@ -89,5 +113,5 @@ async fn write_with_retry(store: &Store, batch: &[Click]) -> bool {
         n = batch.len(),
         "click batch dropped after repeated failures"
     );
-    false
+    (batch, false)
 }

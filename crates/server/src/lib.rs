@@ -51,9 +51,20 @@ impl Default for ServerConfig {
     }
 }
 
-/// Shared state of every handler. Cheap to clone.
+/// Shared state of every handler: one `Arc`, so cloning it per request is
+/// one atomic increment. Fields are reached through `Deref`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct AppInner {
     pub store: Store,
     pub config: Arc<ServerConfig>,
     /// Redirect lookups by code (`None` caches an unknown code too).
@@ -110,8 +121,9 @@ impl App {
             .secret_or_init("visitor_hash_key", || tribute_core::ids::random_base62(43))
             .await?;
         let counters = Arc::new(metrics::Counters::default());
-        let (clicks, writer) = clicks::spawn_writer(store.clone(), config.click_queue, counters.clone());
-        let state = AppState {
+        let (clicks, writer) =
+            clicks::spawn_writer(store.clone(), config.click_queue, counters.clone());
+        let state = AppState(Arc::new(AppInner {
             store: store.clone(),
             config: Arc::new(config),
             links: Cache::builder()
@@ -127,7 +139,7 @@ impl App {
             bots: Arc::new(BotDetector::default()),
             hasher: Arc::new(VisitorHasher::new(key.as_bytes())),
             counters,
-        };
+        }));
         Ok(Self { state, writer })
     }
 

@@ -7,7 +7,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -15,7 +15,7 @@ use axum::Router;
 use chrono::Utc;
 use tribute_core::click::{truncate_ip, Click};
 use tribute_core::ids::ClickId;
-use tribute_core::link::{redirect_url, Destination, Link};
+use tribute_core::link::{redirect_url, with_click_id, Destination, Link};
 use url::Url;
 
 use crate::error::ApiError;
@@ -26,6 +26,9 @@ use crate::AppState;
 pub struct CachedLink {
     pub link: Link,
     pub destination: Url,
+    /// The destination with the link's UTM parameters: what a visitor with
+    /// no query of their own is sent to, plus the click id.
+    pub base: Url,
     /// False when the partner is suspended: the visitor is still sent on,
     /// but nothing is recorded or credited.
     pub credits: bool,
@@ -61,6 +64,7 @@ async fn lookup(state: &AppState, code: &str) -> Result<Option<Arc<CachedLink>>,
             let program = state.store.program(&link.program_id).await?;
             match program.map(|p| Destination::parse(&link.destination, &p.settings)) {
                 Some(Ok(destination)) => Some(Arc::new(CachedLink {
+                    base: redirect_url(destination.url(), &link.utm, None, None),
                     link,
                     destination: destination.url().clone(),
                     credits,
@@ -96,15 +100,16 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName, max: usize) -> Opti
         .map(|v| v.chars().take(max).collect())
 }
 
+/// The request is taken whole (not as `HeaderMap`, `Method`, `RawQuery`
+/// extractors) so nothing is cloned on this path.
 #[tracing::instrument(skip_all, fields(code = %code))]
 async fn redirect(
     State(state): State<AppState>,
-    method: Method,
     Path(code): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    let (method, query, headers) = (request.method(), request.uri().query(), request.headers());
     let Some(cached) = lookup(&state, &code).await? else {
         return Ok(not_found());
     };
@@ -113,16 +118,21 @@ async fn redirect(
         return Ok(not_found());
     }
     let link = &cached.link;
-    let click_id = cached.credits.then(ClickId::generate);
-    let target = redirect_url(
-        &cached.destination,
-        &link.utm,
-        click_id.as_ref().map(|c| c.as_str()),
-        query.as_deref(),
-    );
+    let click_id = cached
+        .credits
+        .then(|| ClickId::generate_ordered(now.timestamp_millis()));
+    let target = match (query, &click_id) {
+        (None, Some(id)) => with_click_id(&cached.base, id.as_str()),
+        _ => redirect_url(
+            &cached.destination,
+            &link.utm,
+            click_id.as_ref().map(|c| c.as_str()),
+            query,
+        ),
+    };
     if let Some(id) = click_id {
-        let ip = client_ip(&state, peer, &headers);
-        let user_agent = header_str(&headers, header::USER_AGENT, 512);
+        let ip = client_ip(&state, peer, headers);
+        let user_agent = header_str(headers, header::USER_AGENT, 512);
         // A HEAD is never a person following a link (link previews, checkers):
         // it is recorded, and counted as a bot.
         let is_bot = method == Method::HEAD || state.bots.is_bot(user_agent.as_deref());
@@ -138,7 +148,7 @@ async fn redirect(
                 .hasher
                 .visitor_hash(ip, user_agent.as_deref().unwrap_or("")),
             user_agent,
-            referrer: header_str(&headers, header::REFERER, 1024),
+            referrer: header_str(headers, header::REFERER, 1024),
             source: link.source.clone(),
             is_bot,
         };

@@ -31,7 +31,7 @@ fn ids(list: &Value) -> Vec<&str> {
     ids
 }
 
-fn sorted<'a>(mut v: Vec<&'a str>) -> Vec<&'a str> {
+fn sorted(mut v: Vec<&str>) -> Vec<&str> {
     v.sort_unstable();
     v
 }

@@ -9,9 +9,9 @@ use tribute_core::ids::{ClickId, PartnerId};
 use crate::rows::{ClickRow, CLICK_COLUMNS};
 use crate::{to_ms, BoxFuture, Context, Result, Store};
 
-/// Rows per INSERT statement: 13 parameters each stays far below SQLite's
-/// 32,766 and PostgreSQL's 65,535 parameter limits.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Rows per multi-row INSERT on the sqlx path (PostgreSQL): sqlx's cost per
+/// statement grows faster than its size, and about 20 rows was the fastest.
+const ROWS_PER_STATEMENT: usize = 20;
 const COLUMNS_PER_ROW: usize = 13;
 
 /// A partner's click metrics over a period.
@@ -66,7 +66,26 @@ impl Store {
     /// rustc cannot prove it through a transaction's `&mut` executor at the
     /// caller (rust-lang/rust#102211).
     pub fn insert_clicks<'a>(&'a self, clicks: &'a [Click]) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.insert_clicks_inner(clicks))
+        Box::pin(async move {
+            match self.fast_clicks() {
+                Some(fast) if !clicks.is_empty() => fast.insert(clicks.to_vec()).await,
+                _ => self.insert_clicks_inner(clicks).await,
+            }
+        })
+    }
+
+    /// [`Store::insert_clicks`] taking the batch by value (no copy on the
+    /// SQLite fast path); the batch is handed back for reuse or retry.
+    pub fn write_clicks(&self, clicks: Vec<Click>) -> BoxFuture<'_, (Vec<Click>, Result<()>)> {
+        Box::pin(async move {
+            match self.fast_clicks() {
+                Some(fast) if !clicks.is_empty() => fast.insert_owned(clicks).await,
+                _ => {
+                    let r = self.insert_clicks_inner(&clicks).await;
+                    (clicks, r)
+                }
+            }
+        })
     }
 
     #[tracing::instrument(skip(self, clicks), fields(n = clicks.len()))]

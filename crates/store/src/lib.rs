@@ -13,6 +13,7 @@
 mod attribution;
 mod clicks;
 mod conversions;
+mod fastclicks;
 mod keys;
 mod links;
 mod migrate;
@@ -59,6 +60,8 @@ pub enum StoreError {
     /// hand-edited row, reported rather than papered over.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error("database error: {0}")]
+    Native(String),
     #[error("database error while {context}")]
     Database {
         context: &'static str,
@@ -120,6 +123,8 @@ impl Default for Page {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: the native fast path of the click writer.
+    fast_clicks: Option<fastclicks::FastClicks>,
 }
 
 /// Normalise a database URL: `sqlite://path`, `sqlite:path`, a bare path,
@@ -144,6 +149,12 @@ pub fn normalize_url(url: &str) -> (Backend, String) {
         format!("sqlite://{path}{sep}{opts}")
     };
     (Backend::Sqlite, url)
+}
+
+/// The file path inside a normalised `sqlite://path?options` URL.
+fn sqlite_path(url: &str) -> String {
+    let rest = url.strip_prefix("sqlite://").unwrap_or(url);
+    rest.split('?').next().unwrap_or(rest).to_owned()
 }
 
 impl Store {
@@ -176,7 +187,15 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        Ok(Self { pool, backend })
+        let fast_clicks = match backend {
+            Backend::Sqlite => Some(fastclicks::FastClicks::new(sqlite_path(&url))),
+            Backend::Postgres => None,
+        };
+        Ok(Self {
+            pool,
+            backend,
+            fast_clicks,
+        })
     }
 
     /// Open and bring the schema up to date.
@@ -201,6 +220,10 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub(crate) fn fast_clicks(&self) -> Option<&fastclicks::FastClicks> {
+        self.fast_clicks.as_ref()
     }
 }
 

@@ -119,17 +119,23 @@ impl Store {
         Ok((settings, token))
     }
 
+    /// Save a program's tracking settings (making its postback token if it has none yet).
     pub async fn set_program_tracking(
         &self,
         program: &ProgramId,
         s: &TrackingSettings,
     ) -> Result<()> {
-        sqlx::query("UPDATE program_tracking SET settings = $2 WHERE program_id = $1")
-            .bind(program.as_str())
-            .bind(serde_json::to_string(s).expect("settings serialise"))
-            .execute(self.pool())
-            .await
-            .context("saving tracking settings")?;
+        let json = serde_json::to_string(s).expect("settings serialise");
+        sqlx::query(
+            "INSERT INTO program_tracking (program_id, settings, postback_token) VALUES ($1, $2, $3) \
+             ON CONFLICT (program_id) DO UPDATE SET settings = excluded.settings",
+        )
+        .bind(program.as_str())
+        .bind(json)
+        .bind(tribute_core::ids::random_base62(32))
+        .execute(self.pool())
+        .await
+        .context("saving tracking settings")?;
         Ok(())
     }
 
@@ -244,6 +250,7 @@ impl Store {
                 }
             }
             insert_touches(&mut tx, program, &touches).await?;
+            attach_late_clicks(&mut tx, program, &person).await?;
             let journey = person_touches(&mut tx, &person).await?;
             tx.commit().await.context("committing journey")?;
             Ok((person, journey))
@@ -409,7 +416,7 @@ async fn apply_stitch(
             .context("merging persons")?;
         }
         // One lead per partner and person: when both halves had a lead for
-        // the same partner, the merged person keeps the earlier one.
+        // the same partner, the surviving person's lead is kept.
         sqlx::query(
             "DELETE FROM leads WHERE person_id = $2 AND EXISTS (SELECT 1 FROM leads l \
              WHERE l.person_id = $1 AND l.partner_id = leads.partner_id AND l.program_id = leads.program_id)",
@@ -566,12 +573,51 @@ pub(crate) async fn touches_of_converted(
 
 /// A lead counts once per partner and person: the partner of the person's
 /// latest creditable touch at the time of the lead event.
+/// Attach clicks whose id the person carries but which were not yet written
+/// when that id arrived. The redirect commits clicks in the background, so
+/// the snippet's page view can be stored first; the click id is kept as an
+/// identity key, and here, before anything reads the person's touches, the
+/// clicks that have since landed become touches.
+async fn attach_late_clicks(
+    tx: &mut Transaction<'static, Any>,
+    program: &ProgramId,
+    person: &PersonId,
+) -> Result<()> {
+    let late: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT c.id, c.partner_id, c.at, c.is_bot FROM identities i \
+         JOIN clicks c ON c.id = substr(i.ident, 10) AND c.program_id = i.program_id \
+         WHERE i.program_id = $1 AND i.person_id = $2 AND i.ident LIKE 'click_id:%' \
+         AND NOT EXISTS (SELECT 1 FROM touches t WHERE t.id = c.id)",
+    )
+    .bind(program.as_str())
+    .bind(person.as_str())
+    .fetch_all(&mut **tx)
+    .await
+    .context("finding late clicks")?;
+    let mut touches = Vec::with_capacity(late.len());
+    for (id, partner, at, is_bot) in late {
+        touches.push((
+            person.clone(),
+            NewTouch {
+                id,
+                partner_id: PartnerId::parse(&partner)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                kind: TouchKind::Click,
+                at: from_ms(at)?,
+                is_bot: is_bot != 0,
+            },
+        ));
+    }
+    insert_touches(tx, program, &touches).await
+}
+
 async fn record_lead(
     tx: &mut Transaction<'static, Any>,
     program: &ProgramId,
     person: &PersonId,
     e: &Event,
 ) -> Result<()> {
+    attach_late_clicks(tx, program, person).await?;
     let touches = person_touches(tx, person).await?;
     let Some(last) = touches
         .iter()

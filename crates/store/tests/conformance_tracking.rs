@@ -64,6 +64,7 @@ conformance!(
     conversion_journeys_pair_each_conversion_with_its_persons_touches,
     program_tracking_starts_with_defaults_and_keeps_its_first_token,
     secret_or_init_keeps_the_first_value,
+    a_click_written_after_the_event_that_carried_its_id_still_becomes_a_touch,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -1401,26 +1402,4 @@ async fn a_click_written_after_the_event_that_carried_its_id_still_becomes_a_tou
         vec![click.id.as_str()],
         "the late click is the person's touch"
     );
-}
-
-mod known_bugs {
-    #[tokio::test]
-    #[ignore = "known bug: a click committed after the event carrying its id never becomes a touch"]
-    async fn sqlite_a_click_written_after_the_event_that_carried_its_id_still_becomes_a_touch() {
-        tribute_store::testing::run_on(
-            tribute_store::Backend::Sqlite,
-            super::a_click_written_after_the_event_that_carried_its_id_still_becomes_a_touch,
-        )
-        .await;
-    }
-
-    #[tokio::test]
-    #[ignore = "known bug: a click committed after the event carrying its id never becomes a touch"]
-    async fn postgres_a_click_written_after_the_event_that_carried_its_id_still_becomes_a_touch() {
-        tribute_store::testing::run_on(
-            tribute_store::Backend::Postgres,
-            super::a_click_written_after_the_event_that_carried_its_id_still_becomes_a_touch,
-        )
-        .await;
-    }
 }

@@ -79,7 +79,6 @@ CREATE TABLE clicks (
     is_bot        BIGINT NOT NULL
 );
 CREATE INDEX clicks_partner_at ON clicks (partner_id, at);
-CREATE INDEX clicks_ip_at ON clicks (ip_hash, at);
 
 CREATE TABLE api_keys (
     id         TEXT PRIMARY KEY,
