@@ -67,7 +67,7 @@ impl Store {
     /// caller (rust-lang/rust#102211).
     pub fn insert_clicks<'a>(&'a self, clicks: &'a [Click]) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            match self.fast_clicks() {
+            match self.fast() {
                 Some(fast) if !clicks.is_empty() => fast.insert(clicks.to_vec()).await,
                 _ => self.insert_clicks_inner(clicks).await,
             }
@@ -78,7 +78,7 @@ impl Store {
     /// SQLite fast path); the batch is handed back for reuse or retry.
     pub fn write_clicks(&self, clicks: Vec<Click>) -> BoxFuture<'_, (Vec<Click>, Result<()>)> {
         Box::pin(async move {
-            match self.fast_clicks() {
+            match self.fast() {
                 Some(fast) if !clicks.is_empty() => fast.insert_owned(clicks).await,
                 _ => {
                     let r = self.insert_clicks_inner(&clicks).await;

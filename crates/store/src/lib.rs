@@ -13,7 +13,7 @@
 mod attribution;
 mod clicks;
 mod conversions;
-mod fastclicks;
+mod fastsqlite;
 mod keys;
 mod links;
 mod migrate;
@@ -123,8 +123,8 @@ impl Default for Page {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite only: the native fast path of the click writer.
-    fast_clicks: Option<fastclicks::FastClicks>,
+    /// SQLite only: the native fast path for click and event batches.
+    fast: Option<fastsqlite::FastSqlite>,
 }
 
 /// Normalise a database URL: `sqlite://path`, `sqlite:path`, a bare path,
@@ -187,14 +187,14 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        let fast_clicks = match backend {
-            Backend::Sqlite => Some(fastclicks::FastClicks::new(sqlite_path(&url))),
+        let fast = match backend {
+            Backend::Sqlite => Some(fastsqlite::FastSqlite::new(sqlite_path(&url))),
             Backend::Postgres => None,
         };
         Ok(Self {
             pool,
             backend,
-            fast_clicks,
+            fast,
         })
     }
 
@@ -222,8 +222,8 @@ impl Store {
         &self.pool
     }
 
-    pub(crate) fn fast_clicks(&self) -> Option<&fastclicks::FastClicks> {
-        self.fast_clicks.as_ref()
+    pub(crate) fn fast(&self) -> Option<&fastsqlite::FastSqlite> {
+        self.fast.as_ref()
     }
 }
 

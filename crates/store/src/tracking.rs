@@ -19,9 +19,12 @@ use tribute_core::tracking::{Event, TrackingSettings};
 use crate::{from_ms, to_ms, Backend, BoxFuture, Context, Result, Store, StoreError};
 
 /// Rows per multi-row INSERT of events (15 parameters each).
-const EVENT_ROWS: usize = 400;
+const EVENT_ROWS: usize = 20;
 /// Parameters per `IN (…)` list.
 const IN_CHUNK: usize = 500;
+/// Rows per multi-row INSERT through sqlx: its cost per statement grows
+/// faster than the statement, and about 20 rows was the fastest.
+const INSERT_ROWS: usize = 20;
 
 /// What a batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -146,53 +149,81 @@ impl Store {
         events: &'a [Event],
     ) -> BoxFuture<'a, Result<IngestOutcome>> {
         Box::pin(async move {
+            // Every linking event of the batch is stitched, repeats included:
+            // stitching is idempotent (keys, touches with stable ids, one
+            // lead per partner and person), so a batch retried after a crash
+            // between SQLite's two transactions below completes its work.
+            let linking: Vec<&Event> = events.iter().filter(|e| e.links_identity()).collect();
+            if let Some(fast) = self.fast() {
+                // SQLite: events through the native fast path, then the
+                // (few) linking events through sqlx in a second transaction.
+                let inserted = fast.insert_events(events.to_vec()).await?;
+                if !linking.is_empty() {
+                    let mut tx = self.begin_write().await.context("starting stitching")?;
+                    self.stitch_events(&mut tx, &linking).await?;
+                    tx.commit().await.context("committing stitching")?;
+                }
+                return Ok(IngestOutcome { inserted });
+            }
             let mut tx = self.pool().begin().await.context("starting event batch")?;
             let inserted = insert_events(&mut tx, events).await?;
-            let linking: Vec<&Event> = events
-                .iter()
-                .filter(|e| inserted.contains(e.id.as_str()) && e.links_identity())
-                .collect();
-            let mut by_program: BTreeMap<&ProgramId, Vec<&Event>> = BTreeMap::new();
-            for e in linking {
-                by_program.entry(&e.program_id).or_default().push(e);
-            }
-            for (program, events) in by_program {
-                self.lock_program(&mut tx, program).await?;
-                let groups: Vec<Vec<String>> = events.iter().map(|e| e.group()).collect();
-                let plan = apply_stitch(&mut tx, program, &groups).await?;
-                let mut touches: Vec<(PersonId, NewTouch)> = Vec::new();
-                let click_ids: Vec<&str> = events
-                    .iter()
-                    .filter_map(|e| e.click_id.as_deref())
-                    .collect();
-                let clicks = load_clicks(&mut tx, program, &click_ids).await?;
-                for (e, person) in events.iter().zip(&plan.persons) {
-                    if let Some(t) = e.click_id.as_deref().and_then(|c| clicks.get(c)) {
-                        touches.push((person.clone(), t.clone()));
-                    }
-                    if let Some((partner, kind)) = &e.partner {
-                        touches.push((
-                            person.clone(),
-                            NewTouch {
-                                id: format!("{}:{}", kind_str(*kind), e.id),
-                                partner_id: partner.clone(),
-                                kind: *kind,
-                                at: e.occurred_at,
-                                is_bot: false,
-                            },
-                        ));
-                    }
-                }
-                insert_touches(&mut tx, program, &touches).await?;
-                for (e, person) in events.iter().zip(&plan.persons) {
-                    if e.event_type.is_lead() {
-                        record_lead(&mut tx, program, person, e).await?;
-                    }
-                }
-            }
+            self.stitch_events(&mut tx, &linking).await?;
             tx.commit().await.context("committing event batch")?;
             Ok(IngestOutcome { inserted })
         })
+    }
+
+    /// Fold linking events into the identity graph: persons, click and
+    /// partner touches, leads.
+    async fn stitch_events(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        linking: &[&Event],
+    ) -> Result<()> {
+        let mut by_program: BTreeMap<&ProgramId, Vec<&Event>> = BTreeMap::new();
+        for e in linking {
+            by_program.entry(&e.program_id).or_default().push(e);
+        }
+        for (program, events) in by_program {
+            self.lock_program(&mut *tx, program).await?;
+            let groups: Vec<Vec<String>> = events.iter().map(|e| e.group()).collect();
+            let plan = apply_stitch(&mut *tx, program, &groups).await?;
+            let mut touches: Vec<(PersonId, NewTouch)> = Vec::new();
+            let click_ids: Vec<&str> = events
+                .iter()
+                .filter_map(|e| e.click_id.as_deref())
+                .collect();
+            let clicks = load_clicks(&mut *tx, program, &click_ids).await?;
+            for (e, person) in events.iter().zip(&plan.persons) {
+                if let Some(t) = e.click_id.as_deref().and_then(|c| clicks.get(c)) {
+                    touches.push((person.clone(), t.clone()));
+                }
+                if let Some((partner, kind)) = &e.partner {
+                    // Stable across retries: the sender's id when there is one.
+                    let id = match &e.external_id {
+                        Some(x) => format!("{}:{}:{x}", kind_str(*kind), e.program_id),
+                        None => format!("{}:{}", kind_str(*kind), e.id),
+                    };
+                    touches.push((
+                        person.clone(),
+                        NewTouch {
+                            id,
+                            partner_id: partner.clone(),
+                            kind: *kind,
+                            at: e.occurred_at,
+                            is_bot: false,
+                        },
+                    ));
+                }
+            }
+            insert_touches(&mut *tx, program, &touches).await?;
+            for (e, person) in events.iter().zip(&plan.persons) {
+                if e.event_type.is_lead() {
+                    record_lead(&mut *tx, program, person, e).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A transaction that reads and then writes. On SQLite it takes the
@@ -385,7 +416,7 @@ async fn apply_stitch(
     }
     let plan = stitch(&known, groups, PersonId::generate);
     let now = to_ms(Utc::now());
-    for chunk in plan.new_keys.chunks(IN_CHUNK / 4) {
+    for chunk in plan.new_keys.chunks(INSERT_ROWS) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|r| format!("({})", placeholders(r * 4 + 1, 4)))
             .collect();
@@ -476,7 +507,7 @@ async fn insert_touches(
     program: &ProgramId,
     touches: &[(PersonId, NewTouch)],
 ) -> Result<()> {
-    for chunk in touches.chunks(IN_CHUNK / 8) {
+    for chunk in touches.chunks(INSERT_ROWS) {
         if chunk.is_empty() {
             continue;
         }
