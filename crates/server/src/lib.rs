@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod ingest;
 pub mod metrics;
+pub mod openapi;
 pub mod redirect;
 
 use std::future::Future;
@@ -172,6 +173,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(redirect::router())
         .merge(metrics::router())
+        .merge(openapi::router())
         .merge(ingest::postback::router())
         .merge(ingest::segment::router())
         .merge(ingest::collect::router())

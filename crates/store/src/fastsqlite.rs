@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use tribute_core::click::{epoch_day, Click};
 use tribute_core::tracking::Event;
 
@@ -96,76 +96,102 @@ impl FastSqlite {
     }
 }
 
+/// Rows per multi-row INSERT: one statement step writes this many rows,
+/// amortising SQLite's per-statement work; the remainder goes row by row,
+/// so only two statements per table are ever prepared (and cached).
+const ROWS: usize = 32;
+
+/// `INSERT INTO {table} ({columns}) VALUES (?, …), … {tail}` for `rows` rows.
+fn multi_row_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let one = format!("({})", vec!["?"; columns].join(", "));
+    format!("{head} VALUES {} {tail}", vec![one; rows].join(", "))
+}
+
+const EVENT_HEAD: &str = "INSERT INTO events (id, program_id, external_id, type, name, \
+     anonymous_id, user_id, email_hash, customer_id, phone_hash, click_id, partner_id, \
+     occurred_at, received_at, properties)";
+const EVENT_TAIL: &str = "ON CONFLICT (program_id, external_id) DO NOTHING RETURNING id";
+
+fn bind_event(stmt: &mut rusqlite::Statement<'_>, at: usize, e: &Event) -> rusqlite::Result<()> {
+    stmt.raw_bind_parameter(at, e.id.as_str())?;
+    stmt.raw_bind_parameter(at + 1, e.program_id.as_str())?;
+    stmt.raw_bind_parameter(at + 2, &e.external_id)?;
+    stmt.raw_bind_parameter(at + 3, e.event_type.as_str())?;
+    stmt.raw_bind_parameter(at + 4, &e.name)?;
+    stmt.raw_bind_parameter(at + 5, &e.ids.anonymous_id)?;
+    stmt.raw_bind_parameter(at + 6, &e.ids.user_id)?;
+    stmt.raw_bind_parameter(at + 7, &e.ids.email_hash)?;
+    stmt.raw_bind_parameter(at + 8, &e.ids.customer_id)?;
+    stmt.raw_bind_parameter(at + 9, &e.ids.phone_hash)?;
+    stmt.raw_bind_parameter(at + 10, &e.click_id)?;
+    stmt.raw_bind_parameter(at + 11, e.partner.as_ref().map(|(p, _)| p.as_str()))?;
+    stmt.raw_bind_parameter(at + 12, to_ms(e.occurred_at))?;
+    stmt.raw_bind_parameter(at + 13, to_ms(e.received_at))?;
+    stmt.raw_bind_parameter(at + 14, e.properties.to_string())
+}
+
 fn insert_events(conn: &mut Connection, events: &[Event]) -> Result<BTreeSet<String>> {
     let tx = conn.transaction().map_err(native)?;
+    let full = multi_row_sql(EVENT_HEAD, 15, ROWS, EVENT_TAIL);
+    let single = multi_row_sql(EVENT_HEAD, 15, 1, EVENT_TAIL);
+    let split = events.len() - events.len() % ROWS;
     let mut inserted = BTreeSet::new();
+    for chunk in events[..split]
+        .chunks(ROWS)
+        .chain(events[split..].chunks(1))
     {
         let mut stmt = tx
-            .prepare_cached(
-                "INSERT INTO events (id, program_id, external_id, type, name, anonymous_id, user_id, \
-                 email_hash, customer_id, phone_hash, click_id, partner_id, occurred_at, received_at, \
-                 properties) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-                 ON CONFLICT (program_id, external_id) DO NOTHING",
-            )
+            .prepare_cached(if chunk.len() == ROWS { &full } else { &single })
             .map_err(native)?;
-        for e in events {
-            let n = stmt
-                .execute(params![
-                    e.id.as_str(),
-                    e.program_id.as_str(),
-                    e.external_id,
-                    e.event_type.as_str(),
-                    e.name,
-                    e.ids.anonymous_id,
-                    e.ids.user_id,
-                    e.ids.email_hash,
-                    e.ids.customer_id,
-                    e.ids.phone_hash,
-                    e.click_id,
-                    e.partner.as_ref().map(|(p, _)| p.as_str()),
-                    to_ms(e.occurred_at),
-                    to_ms(e.received_at),
-                    e.properties.to_string(),
-                ])
-                .map_err(native)?;
-            if n == 1 {
-                inserted.insert(e.id.to_string());
-            }
+        for (k, e) in chunk.iter().enumerate() {
+            bind_event(&mut stmt, k * 15 + 1, e).map_err(native)?;
+        }
+        // RETURNING names the rows written: a repeated external id is not.
+        let mut rows = stmt.raw_query();
+        while let Some(row) = rows.next().map_err(native)? {
+            inserted.insert(row.get::<_, String>(0).map_err(native)?);
         }
     }
     tx.commit().map_err(native)?;
     Ok(inserted)
 }
 
+const CLICK_HEAD: &str = "INSERT INTO clicks (id, program_id, link_id, partner_id, at, \
+     ip_truncated, ip_hash, visitor_hash, user_agent, referrer, source, is_bot, day)";
+const CLICK_TAIL: &str = "ON CONFLICT (id) DO NOTHING";
+
+fn bind_click(stmt: &mut rusqlite::Statement<'_>, at: usize, c: &Click) -> rusqlite::Result<()> {
+    stmt.raw_bind_parameter(at, c.id.as_str())?;
+    stmt.raw_bind_parameter(at + 1, c.program_id.as_str())?;
+    stmt.raw_bind_parameter(at + 2, c.link_id.as_str())?;
+    stmt.raw_bind_parameter(at + 3, c.partner_id.as_str())?;
+    stmt.raw_bind_parameter(at + 4, to_ms(c.at))?;
+    stmt.raw_bind_parameter(at + 5, &c.ip_truncated)?;
+    stmt.raw_bind_parameter(at + 6, &c.ip_hash)?;
+    stmt.raw_bind_parameter(at + 7, &c.visitor_hash)?;
+    stmt.raw_bind_parameter(at + 8, &c.user_agent)?;
+    stmt.raw_bind_parameter(at + 9, &c.referrer)?;
+    stmt.raw_bind_parameter(at + 10, &c.source)?;
+    stmt.raw_bind_parameter(at + 11, i64::from(c.is_bot))?;
+    stmt.raw_bind_parameter(at + 12, epoch_day(c.at))
+}
+
 fn insert_clicks(conn: &mut Connection, clicks: &[Click]) -> Result<()> {
     let tx = conn.transaction().map_err(native)?;
+    let full = multi_row_sql(CLICK_HEAD, 13, ROWS, CLICK_TAIL);
+    let single = multi_row_sql(CLICK_HEAD, 13, 1, CLICK_TAIL);
+    let split = clicks.len() - clicks.len() % ROWS;
+    for chunk in clicks[..split]
+        .chunks(ROWS)
+        .chain(clicks[split..].chunks(1))
     {
         let mut stmt = tx
-            .prepare_cached(
-                "INSERT INTO clicks (id, program_id, link_id, partner_id, at, ip_truncated, \
-                     ip_hash, visitor_hash, user_agent, referrer, source, is_bot, day) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-                     ON CONFLICT (id) DO NOTHING",
-            )
+            .prepare_cached(if chunk.len() == ROWS { &full } else { &single })
             .map_err(native)?;
-        for c in clicks {
-            stmt.execute(params![
-                c.id.as_str(),
-                c.program_id.as_str(),
-                c.link_id.as_str(),
-                c.partner_id.as_str(),
-                to_ms(c.at),
-                c.ip_truncated,
-                c.ip_hash,
-                c.visitor_hash,
-                c.user_agent,
-                c.referrer,
-                c.source,
-                i64::from(c.is_bot),
-                epoch_day(c.at),
-            ])
-            .map_err(native)?;
+        for (k, c) in chunk.iter().enumerate() {
+            bind_click(&mut stmt, k * 13 + 1, c).map_err(native)?;
         }
+        stmt.raw_execute().map_err(native)?;
     }
     tx.commit().map_err(native)?;
     Ok(())
