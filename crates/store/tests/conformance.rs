@@ -4,33 +4,19 @@
 //! Each test is an `async fn(Store)`; `conformance!` instantiates it once per
 //! backend (`sqlite::name`, `postgres::name`).
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+mod common;
+
+use chrono::{DateTime, Duration, Utc};
 use tribute_core::apikey::{NewKey, Scope};
 use tribute_core::click::Click;
 use tribute_core::coupon::{Coupon, CouponCode};
-use tribute_core::ids::{ApiKeyId, ClickId, CouponId, LinkId, PartnerId, ProgramId};
+use tribute_core::ids::{ApiKeyId, ClickId, CouponId, LinkId, PartnerId};
 use tribute_core::link::{Link, ShortCode, Utm};
-use tribute_core::money::Currency;
-use tribute_core::partner::{Email, Partner, PartnerStatus, Slug};
-use tribute_core::program::{AllowedDomain, Program, ProgramSettings};
+use tribute_core::partner::{Partner, PartnerStatus, Slug};
+use tribute_core::program::{AllowedDomain, Program};
 use tribute_store::{ApiKey, OwnedFilter, Page, PartnerFilter, Principal, Store, StoreError};
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                tribute_store::testing::run_on(tribute_store::Backend::Sqlite, super::$name).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() {
-                tribute_store::testing::run_on(tribute_store::Backend::Postgres, super::$name).await;
-            })*
-        }
-    };
-}
+use common::{conformance, program_at, t0};
 
 conformance!(
     migrations_apply_once,
@@ -49,38 +35,11 @@ conformance!(
     api_keys_resolve_by_token_until_revoked,
 );
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
-}
-
-fn program(name: &str, at: DateTime<Utc>) -> Program {
-    Program {
-        id: ProgramId::generate(),
-        settings: ProgramSettings {
-            name: name.into(),
-            currency: Currency::parse("EUR").unwrap(),
-            allowed_domains: vec![AllowedDomain::parse("acme.test").unwrap()],
-            default_model: "last_touch".into(),
-            window_days: 30,
-            cookie_days: 90,
-            hold_days: 14,
-        },
-        created_at: at,
-    }
-}
-
+/// An active `silver` partner of `program`.
 fn partner(program: &Program, slug: &str) -> Partner {
     Partner {
-        id: PartnerId::generate(),
-        program_id: program.id.clone(),
-        slug: Slug::parse(slug).unwrap(),
-        name: slug.to_uppercase(),
-        email: Some(Email::parse(&format!("{slug}@example.com")).unwrap()),
-        status: PartnerStatus::Active,
         tier: Some("silver".into()),
-        group: None,
-        team_lead_id: None,
-        created_at: t0(),
+        ..common::partner(program, slug, PartnerStatus::Active)
     }
 }
 
@@ -119,7 +78,7 @@ fn click(link: &Link, at: DateTime<Utc>, visitor: &str, is_bot: bool) -> Click {
 }
 
 async fn seeded(store: &Store) -> (Program, Partner) {
-    let p = program("Acme", t0());
+    let p = program_at("Acme", t0());
     store.insert_program(&p).await.unwrap();
     let jane = partner(&p, "jane");
     store.insert_partner(&jane).await.unwrap();
@@ -134,7 +93,7 @@ async fn migrations_apply_once(store: Store) {
 }
 
 async fn program_round_trips_and_updates(store: Store) {
-    let mut p = program("Acme", t0());
+    let mut p = program_at("Acme", t0());
     store.insert_program(&p).await.unwrap();
     assert_eq!(store.program(&p.id).await.unwrap(), Some(p.clone()));
     p.settings.name = "Acme Partners".into();
@@ -144,7 +103,7 @@ async fn program_round_trips_and_updates(store: Store) {
     p.settings.default_model = "linear".into();
     store.update_program(&p).await.unwrap();
     assert_eq!(store.program(&p.id).await.unwrap(), Some(p));
-    let missing = program("Ghost", t0());
+    let missing = program_at("Ghost", t0());
     assert!(matches!(
         store.update_program(&missing).await,
         Err(StoreError::NotFound(_))
@@ -155,7 +114,7 @@ async fn program_round_trips_and_updates(store: Store) {
 async fn programs_list_in_creation_order_by_page(store: Store) {
     for i in 0..5 {
         store
-            .insert_program(&program(&format!("P{i}"), t0() + Duration::minutes(i)))
+            .insert_program(&program_at(&format!("P{i}"), t0() + Duration::minutes(i)))
             .await
             .unwrap();
     }
@@ -176,7 +135,7 @@ async fn partner_slug_is_unique_within_a_program_only(store: Store) {
         Err(StoreError::Conflict { field, .. }) => assert_eq!(field, "slug"),
         other => panic!("expected a slug conflict, got {other:?}"),
     }
-    let other = program("Other", t0());
+    let other = program_at("Other", t0());
     store.insert_program(&other).await.unwrap();
     store
         .insert_partner(&partner(&other, "jane"))
@@ -206,7 +165,7 @@ async fn partner_updates_status_tier_and_team_lead(store: Store) {
 async fn partner_list_filters_by_program_and_partner(store: Store) {
     let (p, jane) = seeded(&store).await;
     store.insert_partner(&partner(&p, "sam")).await.unwrap();
-    let other = program("Other", t0());
+    let other = program_at("Other", t0());
     store.insert_program(&other).await.unwrap();
     store.insert_partner(&partner(&other, "kim")).await.unwrap();
     let in_p = PartnerFilter {
@@ -236,7 +195,7 @@ async fn link_codes_are_unique_across_programs(store: Store) {
         .insert_link(&link(&jane, "spring-sale", None))
         .await
         .unwrap();
-    let other = program("Other", t0());
+    let other = program_at("Other", t0());
     store.insert_program(&other).await.unwrap();
     let kim = partner(&other, "kim");
     store.insert_partner(&kim).await.unwrap();

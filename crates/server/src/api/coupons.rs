@@ -9,10 +9,9 @@ use serde::Deserialize;
 use tribute_core::coupon::{Coupon, CouponCode};
 use tribute_core::ids::{CouponId, PartnerId};
 use tribute_core::FieldError;
-use tribute_store::OwnedFilter;
 
 use super::programs::parse_program_id;
-use super::{List, Paging};
+use super::{owned_filter, List, Paging};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
 use crate::AppState;
@@ -36,12 +35,6 @@ struct CreateCoupon {
 struct UpdateCoupon {
     partner_id: Option<String>,
     code: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ListQuery {
-    program_id: Option<String>,
-    partner_id: Option<String>,
 }
 
 /// The partner a coupon is for: it must exist (and be in `program`, if given).
@@ -99,21 +92,7 @@ async fn list(
     Paging(page): Paging,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> ApiResult<Json<List<Coupon>>> {
-    let q: ListQuery = super::serde_urlencoded_query(raw.as_deref())?;
-    let mut filter = OwnedFilter {
-        program_id: q.program_id.as_deref().map(parse_program_id).transpose()?,
-        partner_id: q
-            .partner_id
-            .as_deref()
-            .map(|p| PartnerId::parse(p).map_err(|e| e.at("partner_id")))
-            .transpose()?,
-    };
-    if let Some((own, _)) = auth.partner_scope()? {
-        if filter.partner_id.as_ref().is_some_and(|p| p != own) {
-            return Err(ApiError::NotFound("partner"));
-        }
-        filter.partner_id = Some(own.clone());
-    }
+    let filter = owned_filter(&auth, raw.as_deref())?;
     let rows = state.store.coupons(&filter, page).await?;
     Ok(Json(List::from_overfetch(rows, page)))
 }

@@ -10,11 +10,9 @@ use tribute_core::ids::{LinkId, PartnerId, ProgramId};
 use tribute_core::link::{Destination, Link, ShortCode, Utm};
 use tribute_core::partner::Partner;
 use tribute_core::FieldError;
-use tribute_store::OwnedFilter;
 
 use super::partners::{parse_time, visible_partner};
-use super::programs::parse_program_id;
-use super::{double_option, opt_label, List, Paging};
+use super::{double_option, opt_label, owned_filter, List, Paging};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
 use crate::AppState;
@@ -81,12 +79,6 @@ struct UpdateLink {
     utm_medium: Option<String>,
     utm_campaign: Option<String>,
     utm_content: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ListQuery {
-    program_id: Option<String>,
-    partner_id: Option<String>,
 }
 
 fn parse_expiry(v: Option<&str>, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, FieldError> {
@@ -223,21 +215,7 @@ async fn list(
     Paging(page): Paging,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> ApiResult<Json<List<LinkView>>> {
-    let q: ListQuery = super::serde_urlencoded_query(raw.as_deref())?;
-    let mut filter = OwnedFilter {
-        program_id: q.program_id.as_deref().map(parse_program_id).transpose()?,
-        partner_id: q
-            .partner_id
-            .as_deref()
-            .map(|p| PartnerId::parse(p).map_err(|e| e.at("partner_id")))
-            .transpose()?,
-    };
-    if let Some((own, _)) = auth.partner_scope()? {
-        if filter.partner_id.as_ref().is_some_and(|p| p != own) {
-            return Err(ApiError::NotFound("partner"));
-        }
-        filter.partner_id = Some(own.clone());
-    }
+    let filter = owned_filter(&auth, raw.as_deref())?;
     let rows = state.store.links(&filter, page).await?;
     let views = rows.into_iter().map(|l| LinkView::new(&state, l)).collect();
     Ok(Json(List::from_overfetch(views, page)))

@@ -12,9 +12,12 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::Router;
 use serde::{Deserialize, Deserializer, Serialize};
-use tribute_store::Page;
+use tribute_core::ids::PartnerId;
+use tribute_store::{OwnedFilter, Page};
 
+use self::programs::parse_program_id;
 use crate::error::ApiError;
+use crate::extract::Auth;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -128,4 +131,49 @@ pub fn opt_label(field: &str, v: Option<String>, max: usize) -> Result<Option<St
         .map(|s| tribute_core::partner::parse_label(field, &s, max))
         .transpose()
         .map_err(ApiError::from)
+}
+
+/// `?program_id=&partner_id=` of a list of records owned by partners.
+#[derive(Deserialize)]
+struct OwnedQuery {
+    program_id: Option<String>,
+    partner_id: Option<String>,
+}
+
+/// The filter of a list of partner-owned records (links, coupons), from the
+/// raw query: a partner key sees only its own, and asking for another
+/// partner's answers 404.
+pub(crate) fn owned_filter(auth: &Auth, raw_query: Option<&str>) -> Result<OwnedFilter, ApiError> {
+    let q: OwnedQuery = serde_urlencoded_query(raw_query)?;
+    let mut filter = OwnedFilter {
+        program_id: q.program_id.as_deref().map(parse_program_id).transpose()?,
+        partner_id: parse_partner_filter(q.partner_id.as_deref())?,
+    };
+    let own = auth.partner_scope()?.map(|(own, _)| own);
+    restrict_to_own(&mut filter.partner_id, own)?;
+    Ok(filter)
+}
+
+/// A `partner_id` query parameter, refused (400) when malformed.
+pub(crate) fn parse_partner_filter(v: Option<&str>) -> Result<Option<PartnerId>, ApiError> {
+    Ok(
+        v.map(|p| PartnerId::parse(p).map_err(|e| e.at("partner_id")))
+            .transpose()?,
+    )
+}
+
+/// Restrict a list's `partner_id` filter to `own` (a partner key's partner;
+/// `None` for admins). Another partner's id answers 404, never 403, so its
+/// existence does not leak.
+pub(crate) fn restrict_to_own(
+    partner_id: &mut Option<PartnerId>,
+    own: Option<&PartnerId>,
+) -> Result<(), ApiError> {
+    if let Some(own) = own {
+        if partner_id.as_ref().is_some_and(|p| p != own) {
+            return Err(ApiError::NotFound("partner"));
+        }
+        *partner_id = Some(own.clone());
+    }
+    Ok(())
 }

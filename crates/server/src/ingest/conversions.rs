@@ -19,7 +19,7 @@ use tribute_store::{ConversionFilter, Credit, NewTouch, StoreError};
 
 use super::{ingest_program, parse_click_id, parse_occurred_at};
 use crate::api::partners::parse_time;
-use crate::api::{serde_urlencoded_query, List, Paging};
+use crate::api::{parse_partner_filter, restrict_to_own, serde_urlencoded_query, List, Paging};
 use crate::attribution::{fit_for, program_model};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
@@ -364,11 +364,7 @@ async fn list(
             .as_deref()
             .map(|p| tribute_core::ids::ProgramId::parse(p).map_err(|e| e.at("program_id")))
             .transpose()?,
-        partner_id: q
-            .partner_id
-            .as_deref()
-            .map(|p| PartnerId::parse(p).map_err(|e| e.at("partner_id")))
-            .transpose()?,
+        partner_id: parse_partner_filter(q.partner_id.as_deref())?,
         status: q
             .status
             .as_deref()
@@ -381,12 +377,7 @@ async fn list(
             .transpose()?,
         to: q.to.as_deref().map(|s| parse_time("to", s)).transpose()?,
     };
-    if let Some(own) = &only {
-        if filter.partner_id.as_ref().is_some_and(|p| p != own) {
-            return Err(ApiError::NotFound("partner"));
-        }
-        filter.partner_id = Some(own.clone());
-    }
+    restrict_to_own(&mut filter.partner_id, only.as_ref())?;
     let rows = state.store.conversions(&filter, page).await?;
     let mut views = Vec::with_capacity(rows.len());
     for c in rows {

@@ -27,6 +27,9 @@ use tribute_store::testing::TestDb;
 use tribute_store::{ApiKey, Backend, Store};
 use url::Url;
 
+pub mod shop;
+pub mod snippet;
+
 /// The public base URL the server is configured with: deliberately not the
 /// address it listens on, so tests see that short links use the configured one.
 pub const PUBLIC_URL: &str = "https://go.tribute.test";
@@ -193,7 +196,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn read(response: reqwest::Response) -> Self {
+    /// Read an HTTP answer, its body as JSON when it is JSON.
+    pub async fn read(response: reqwest::Response) -> Self {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.expect("reading the body");
@@ -603,4 +607,30 @@ impl TestApp {
             .await
             .expect("counting events")
     }
+}
+
+/// The string `field` of `v`, or a panic naming it.
+pub fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("`{field}` missing in {v}"))
+}
+
+/// The ids of a list page, sorted: rows made in the same millisecond are
+/// listed in id order, not creation order, so tests compare sets.
+pub fn ids(list: &Value) -> Vec<&str> {
+    let mut ids: Vec<&str> = list["data"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|x| str_of(x, "id"))
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// `v` sorted, to compare as a set.
+pub fn sorted(mut v: Vec<&str>) -> Vec<&str> {
+    v.sort_unstable();
+    v
 }
