@@ -381,9 +381,10 @@ async fn two_persons_with_a_lead_each_count_one_lead_once_merged(store: Store) {
     );
 }
 
-// --- known bugs ---------------------------------------------------------------------
+// --- late clicks ---------------------------------------------------------------------
 //
-// Run with `--ignored`; remove the `ignore` once fixed.
+// The redirect commits clicks in the background, so an event can carry a
+// click id before the click is stored; the click still becomes a touch.
 
 /// The click writer commits asynchronously, so the snippet's page view (with
 /// the `tid`) can be committed before the click itself. The click key then
