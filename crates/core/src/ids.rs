@@ -14,6 +14,28 @@ use crate::FieldError;
 /// Length of the random part of an id: 62^20 ≈ 7·10^35 values.
 const RANDOM_LEN: usize = 20;
 
+/// Base62 digits, in ASCII order so encoded numbers sort like the numbers.
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// 8 base62 digits of a millisecond time (sortable until the year 8000+),
+/// then 14 random base62 characters (≈83 bits, still unguessable).
+///
+/// For rows written at tens of thousands per second (clicks, events): ids
+/// that grow with time land at the right edge of the primary-key B-tree
+/// instead of on random pages, which keeps batch writes fast as tables grow.
+fn ordered_suffix(now_ms: i64) -> String {
+    let mut n = now_ms.max(0) as u64;
+    let mut out = [b'0'; 8];
+    for d in out.iter_mut().rev() {
+        *d = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    let mut s = String::with_capacity(22);
+    s.push_str(std::str::from_utf8(&out).expect("base62 digits are ASCII"));
+    s.push_str(&random_base62(14));
+    s
+}
+
 /// `len` random base62 characters from the thread's CSPRNG.
 pub fn random_base62(len: usize) -> String {
     rand::thread_rng()
@@ -36,6 +58,11 @@ macro_rules! typed_id {
             /// A fresh random id.
             pub fn generate() -> Self {
                 Self(format!("{}_{}", $prefix, random_base62(RANDOM_LEN)))
+            }
+
+            /// A fresh id that sorts by `now_ms` (see `ordered_suffix`).
+            pub fn generate_ordered(now_ms: i64) -> Self {
+                Self(format!("{}_{}", $prefix, ordered_suffix(now_ms)))
             }
 
             /// Parse an id received from outside, checking its prefix and alphabet.
@@ -83,31 +110,8 @@ typed_id!(/// A tracked link's id.
     LinkId, "lnk");
 typed_id!(/// A coupon's id.
     CouponId, "cpn");
-typed_id!(/// A click's id; also the `tid` appended to redirects. See [`ClickId::generate_ordered`].
+typed_id!(/// A click's id; also the `tid` appended to redirects.
     ClickId, "clk");
-
-/// Base62 digits, in ASCII order so encoded numbers sort like the numbers.
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-impl ClickId {
-    /// A click id that sorts by time: 8 base62 digits of the millisecond
-    /// clock, then 14 random base62 characters (≈83 bits, still unguessable).
-    ///
-    /// The redirect writes clicks at tens of thousands per second; ids that
-    /// grow with time land at the right edge of the primary-key B-tree
-    /// instead of at random pages, which keeps the batch writer fast as
-    /// the table grows.
-    pub fn generate_ordered(now_ms: i64) -> Self {
-        let mut n = now_ms.max(0) as u64;
-        let mut stamp = [b'0'; 8];
-        for d in stamp.iter_mut().rev() {
-            *d = BASE62[(n % 62) as usize];
-            n /= 62;
-        }
-        let stamp = std::str::from_utf8(&stamp).expect("base62 digits are ASCII");
-        Self(format!("clk_{stamp}{}", random_base62(14)))
-    }
-}
 typed_id!(/// An API key's id (the public half of a key).
     ApiKeyId, "key");
 typed_id!(/// An event's id.

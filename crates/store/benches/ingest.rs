@@ -44,7 +44,7 @@ fn event(program: &ProgramId, i: usize, mix: bool, clicks: &[ClickId]) -> Event 
         }
     }
     Event {
-        id: EventId::generate(),
+        id: EventId::generate_ordered(now.timestamp_millis()),
         program_id: program.clone(),
         external_id: Some(format!("msg-{i}")),
         event_type,

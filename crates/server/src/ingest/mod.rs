@@ -235,7 +235,7 @@ impl EventInput {
         let occurred_at =
             parse_occurred_at("occurred_at", self.occurred_at.as_deref(), now).map_err(at)?;
         Ok(Event {
-            id: EventId::generate(),
+            id: EventId::generate_ordered(now.timestamp_millis()),
             program_id: program.id.clone(),
             external_id,
             event_type,

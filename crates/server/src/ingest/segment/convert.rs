@@ -183,7 +183,7 @@ impl Ctx<'_> {
 
         let keep_email = self.settings.store_email;
         let base = Event {
-            id: EventId::generate(),
+            id: EventId::generate_ordered(self.now.timestamp_millis()),
             program_id: self.program.id.clone(),
             external_id: message_id.clone(),
             event_type: EventType::Custom,
@@ -238,7 +238,7 @@ impl Ctx<'_> {
                     .parse()
                     .map_err(at)?;
                     self.events.push(Event {
-                        id: EventId::generate(),
+                        id: EventId::generate_ordered(self.now.timestamp_millis()),
                         event_type: EventType::Identify,
                         name: Some("alias".into()),
                         // Each link of one alias is its own event, each
