@@ -94,7 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             let store = Store::connect(&cli.database_url)
                 .await
-                .with_context(|| format!("opening {}", cli.database_url))?;
+                .with_context(|| format!("opening {}", redact(&cli.database_url)))?;
             let applied = store.migrate().await?;
             if applied.is_empty() {
                 println!("database is up to date");
@@ -121,7 +121,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn open(url: &str) -> anyhow::Result<Store> {
     Store::open(url)
         .await
-        .with_context(|| format!("opening and migrating {url}"))
+        .with_context(|| format!("opening and migrating {}", redact(url)))
+}
+
+/// The database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 fn public_url(args: &ServeArgs) -> String {
@@ -165,5 +176,19 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn database_passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://tribute:s3cret@db:5432/tribute"),
+            "postgres://tribute:***@db:5432/tribute"
+        );
+        assert_eq!(redact("sqlite://tribute.db"), "sqlite://tribute.db");
     }
 }

@@ -102,6 +102,11 @@ async fn write_with_retry(store: &Store, mut batch: Vec<Click>) -> (Vec<Click>, 
         batch = back;
         match result {
             Ok(()) => return (batch, true),
+            // The batch itself was lost (its writer thread died): nothing to retry.
+            Err(e) if batch.is_empty() => {
+                tracing::error!(error = ?e, "click batch lost");
+                return (batch, false);
+            }
             Err(e) => {
                 tracing::warn!(error = ?e, attempt, n = batch.len(), "click batch failed; retrying");
                 tokio::time::sleep(delay).await;

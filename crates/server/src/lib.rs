@@ -93,7 +93,10 @@ impl AppState {
             .api_key_by_token(token)
             .await?
             .and_then(|k| k.principal());
-        self.keys.insert(hash, principal.clone());
+        // Only known keys are cached: random tokens must not fill the cache.
+        if principal.is_some() {
+            self.keys.insert(hash, principal.clone());
+        }
         Ok(principal)
     }
 

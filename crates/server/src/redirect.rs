@@ -15,7 +15,7 @@ use axum::Router;
 use chrono::Utc;
 use tribute_core::click::{truncate_ip, Click};
 use tribute_core::ids::ClickId;
-use tribute_core::link::{redirect_url, with_click_id, Destination, Link};
+use tribute_core::link::{redirect_url, with_click_id, Destination, Link, ShortCode};
 use url::Url;
 
 use crate::error::ApiError;
@@ -77,14 +77,15 @@ async fn lookup(state: &AppState, code: &str) -> Result<Option<Arc<CachedLink>>,
     Ok(found)
 }
 
-/// The visitor's address: the peer, or the first `X-Forwarded-For` hop when
-/// the server is configured to trust its proxy.
+/// The visitor's address: the peer, or the last `X-Forwarded-For` hop when
+/// the server is configured to trust its proxy. The last hop is the one the
+/// proxy appended; earlier ones are whatever the client chose to send.
 fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
     if state.config.trust_proxy {
         let forwarded = headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.rsplit(',').next())
             .and_then(|v| v.trim().parse().ok());
         if let Some(ip) = forwarded {
             return ip;
@@ -110,6 +111,10 @@ async fn redirect(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (method, query, headers) = (request.method(), request.uri().query(), request.headers());
+    // A code that cannot exist costs neither a query nor a cache slot.
+    if ShortCode::parse(&code).is_err() {
+        return Ok(not_found());
+    }
     let Some(cached) = lookup(&state, &code).await? else {
         return Ok(not_found());
     };

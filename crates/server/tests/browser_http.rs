@@ -294,7 +294,10 @@ async fn a_retried_snippet_conversion_is_recorded_once_and_pending() {
         "one conversion for a retried batch: {rows:?}"
     );
     assert_eq!(rows[0]["value"], 4990, "revenue in major units, exactly");
-    assert_eq!(rows[0]["external_id"], "A-17");
+    assert_eq!(
+        rows[0]["external_id"], "snippet:A-17",
+        "a browser cannot claim the owner's own order id"
+    );
     assert_eq!(
         rows[0]["status"], "pending",
         "a browser-reported conversion waits for the owner"

@@ -1,11 +1,12 @@
 //! Events, the identity graph and partner touches.
 //!
-//! Events are appended in batches (one transaction, multi-row statements).
-//! Only events that link identifiers or name a partner enter the identity
-//! graph; the graph is updated from a plan decided by
-//! `tribute_core::identity::stitch`, in the same transaction, so a batch is
-//! all or nothing. On PostgreSQL a per-program advisory lock serialises
-//! stitching across nodes (two nodes must not mint two persons for one key).
+//! Events are appended in batches. Only events that link identifiers or
+//! name a partner enter the identity graph; the graph is updated from a plan
+//! decided by `tribute_core::identity::stitch`. On PostgreSQL events and
+//! stitching share one transaction; on SQLite events are written by the
+//! native fast path and stitching follows in a second transaction — which is
+//! why stitching is idempotent and applied to repeats too. On PostgreSQL a
+//! per-program advisory lock serialises stitching across nodes (two nodes must not mint two persons for one key).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -612,8 +613,6 @@ pub(crate) async fn touches_of_converted(
         .collect()
 }
 
-/// A lead counts once per partner and person: the partner of the person's
-/// latest creditable touch at the time of the lead event.
 /// Attach clicks whose id the person carries but which were not yet written
 /// when that id arrived. The redirect commits clicks in the background, so
 /// the snippet's page view can be stored first; the click id is kept as an
@@ -652,6 +651,8 @@ async fn attach_late_clicks(
     insert_touches(tx, program, &touches).await
 }
 
+/// A lead counts once per partner and person: the partner of the person's
+/// latest creditable touch at the time of the lead event.
 async fn record_lead(
     tx: &mut Transaction<'static, Any>,
     program: &ProgramId,

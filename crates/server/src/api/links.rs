@@ -132,7 +132,10 @@ async fn create(
     };
     let partner = visible_partner(&state, &auth, partner_id.as_str())
         .await
-        .map_err(|_| FieldError::new("partner_id", "no such partner"))?;
+        .map_err(|e| match e {
+            ApiError::NotFound(_) => FieldError::new("partner_id", "no such partner").into(),
+            other => other,
+        })?;
     if let Some(pid) = body.program_id.as_deref() {
         let pid = ProgramId::parse(pid).map_err(|e| e.at("program_id"))?;
         if pid != partner.program_id {

@@ -585,10 +585,13 @@ fn conversion_input(
             .into())
         }
     };
+    // Namespaced: anyone holding the public write key could otherwise
+    // claim an order id first and make the owner's backend report of that
+    // order look like a replay.
     let external_id = match p.get("order_id").or_else(|| p.get("external_id")) {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::String(s)) => Some(format!("snippet:{s}")),
+        Some(Value::Number(n)) => Some(format!("snippet:{n}")),
         Some(_) => return Err(FieldError::new("properties.order_id", "must be a string").into()),
     };
     let products: Vec<Product> = match p.get("products") {

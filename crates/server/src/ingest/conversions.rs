@@ -227,6 +227,10 @@ pub async fn record(
             Some(code.as_str().to_owned())
         }
     };
+    // Everything that can refuse the request comes before the identity
+    // graph changes: bad input changes nothing.
+    let cfg = program_model(program)?;
+    let fit = fit_for(state, &program.id, &cfg, true).await?;
     let mut keys = Vec::new();
     if let Some(c) = &click_id {
         keys.push(click_key(c));
@@ -236,8 +240,6 @@ pub async fn record(
         .store
         .resolve_journey(&program.id, keys, click_id.as_deref(), extra)
         .await?;
-    let cfg = program_model(program)?;
-    let fit = fit_for(state, &program.id, &cfg, true).await?;
     let attribution = attribute(&touches, occurred_at, &cfg, fit.as_ref())?;
     let conversion = Conversion {
         id,

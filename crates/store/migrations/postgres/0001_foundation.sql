@@ -1,12 +1,16 @@
 -- Foundation: programs, partners, links, coupons, clicks, API keys (PostgreSQL).
 --
--- Conventions shared with the PostgreSQL schema so one set of queries serves
+-- Ids, codes and keys use the "C" collation: byte order, as in SQLite, so
+-- time-ordered ids sort by time and every `ORDER BY ..., id` tie-break is
+-- the same on both backends whatever the server's locale.
+--
+-- Conventions shared with the SQLite schema so one set of queries serves
 -- both: ids are prefixed random TEXT (several nodes create rows without
 -- coordination), times are BIGINT Unix milliseconds (no time-zone or
 -- driver-specific timestamp types), flags are BIGINT 0/1, lists are JSON TEXT.
 
 CREATE TABLE programs (
-    id              TEXT PRIMARY KEY,
+    id              TEXT COLLATE "C" PRIMARY KEY,
     name            TEXT NOT NULL,
     currency        TEXT NOT NULL,
     allowed_domains TEXT NOT NULL,            -- JSON array of host names
@@ -18,26 +22,26 @@ CREATE TABLE programs (
 );
 
 CREATE TABLE partners (
-    id           TEXT PRIMARY KEY,
-    program_id   TEXT NOT NULL REFERENCES programs(id),
+    id           TEXT COLLATE "C" PRIMARY KEY,
+    program_id   TEXT COLLATE "C" NOT NULL REFERENCES programs(id),
     slug         TEXT NOT NULL,
     name         TEXT NOT NULL,
     email        TEXT,
     status       TEXT NOT NULL,
     tier         TEXT,
     group_name   TEXT,
-    team_lead_id TEXT REFERENCES partners(id),
+    team_lead_id TEXT COLLATE "C" REFERENCES partners(id),
     created_at   BIGINT NOT NULL,
     -- The slug is a partner's public handle within a program (utm_source, ?via=).
     UNIQUE (program_id, slug)
 );
 
 CREATE TABLE links (
-    id           TEXT PRIMARY KEY,
-    program_id   TEXT NOT NULL REFERENCES programs(id),
-    partner_id   TEXT NOT NULL REFERENCES partners(id),
+    id           TEXT COLLATE "C" PRIMARY KEY,
+    program_id   TEXT COLLATE "C" NOT NULL REFERENCES programs(id),
+    partner_id   TEXT COLLATE "C" NOT NULL REFERENCES partners(id),
     -- Codes are global, not per program: /r/{code} has no program in it.
-    code         TEXT NOT NULL UNIQUE,
+    code         TEXT COLLATE "C" NOT NULL UNIQUE,
     destination  TEXT NOT NULL,
     source       TEXT,
     medium       TEXT,
@@ -53,10 +57,10 @@ CREATE TABLE links (
 CREATE INDEX links_partner ON links (partner_id, created_at);
 
 CREATE TABLE coupons (
-    id         TEXT PRIMARY KEY,
-    program_id TEXT NOT NULL REFERENCES programs(id),
-    partner_id TEXT NOT NULL REFERENCES partners(id),
-    code       TEXT NOT NULL,                 -- upper-case: codes compare case-insensitively
+    id         TEXT COLLATE "C" PRIMARY KEY,
+    program_id TEXT COLLATE "C" NOT NULL REFERENCES programs(id),
+    partner_id TEXT COLLATE "C" NOT NULL REFERENCES partners(id),
+    code       TEXT COLLATE "C" NOT NULL,                 -- upper-case: codes compare case-insensitively
     created_at BIGINT NOT NULL,
     UNIQUE (program_id, code)
 );
@@ -64,10 +68,10 @@ CREATE TABLE coupons (
 -- Clicks are written in batches by the redirect's writer; no foreign keys so
 -- a batch never fails as a whole on one row (links are never deleted).
 CREATE TABLE clicks (
-    id            TEXT PRIMARY KEY,
-    program_id    TEXT NOT NULL,
-    link_id       TEXT NOT NULL,
-    partner_id    TEXT NOT NULL,
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    program_id    TEXT COLLATE "C" NOT NULL,
+    link_id       TEXT COLLATE "C" NOT NULL,
+    partner_id    TEXT COLLATE "C" NOT NULL,
     at            BIGINT NOT NULL,
     day           BIGINT NOT NULL,            -- UTC days since epoch, for unique clicks
     ip_truncated  TEXT NOT NULL,
@@ -81,11 +85,11 @@ CREATE TABLE clicks (
 CREATE INDEX clicks_partner_at ON clicks (partner_id, at);
 
 CREATE TABLE api_keys (
-    id         TEXT PRIMARY KEY,
-    token_hash TEXT NOT NULL UNIQUE,          -- SHA-256 of the key; the key itself is never stored
+    id         TEXT COLLATE "C" PRIMARY KEY,
+    token_hash TEXT COLLATE "C" NOT NULL UNIQUE,          -- SHA-256 of the key; the key itself is never stored
     scope      TEXT NOT NULL,
-    partner_id TEXT REFERENCES partners(id),
-    program_id TEXT REFERENCES programs(id),
+    partner_id TEXT COLLATE "C" REFERENCES partners(id),
+    program_id TEXT COLLATE "C" REFERENCES programs(id),
     name       TEXT,
     created_at BIGINT NOT NULL,
     revoked_at BIGINT

@@ -2,8 +2,8 @@
 -- period of a program's journeys. Kept with their period so an attribution
 -- made with a fit can be reproduced later, whatever has happened since.
 CREATE TABLE attribution_fits (
-    id          TEXT PRIMARY KEY,
-    program_id  TEXT NOT NULL,
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    program_id  TEXT COLLATE "C" NOT NULL,
     model       TEXT NOT NULL,
     period_from BIGINT NOT NULL,
     period_to   BIGINT NOT NULL,
