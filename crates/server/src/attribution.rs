@@ -66,8 +66,17 @@ pub async fn make_fit(
     }))
 }
 
-/// The fit to attribute with: the latest stored one; if there is none, one
-/// made now over the last 90 days (and stored, when `store_new`).
+/// Fewest journeys a fit made on the fly must cover to be stored (and so
+/// reused): a fit of the first few journeys says little, and storing it
+/// would pin every later conversion to it.
+const MIN_JOURNEYS_TO_STORE: i64 = 100;
+
+/// A stored fit older than this is replaced by a fresh one on next use.
+const FIT_MAX_AGE_DAYS: i64 = 7;
+
+/// The fit to attribute with: the latest stored one while it is fresh; else
+/// one made now over the last 90 days, stored (when `store_new`) if it
+/// covers enough journeys to be worth reusing.
 pub async fn fit_for(
     state: &AppState,
     program: &ProgramId,
@@ -77,10 +86,13 @@ pub async fn fit_for(
     if !cfg.model.is_data_driven() {
         return Ok(None);
     }
-    if let Some(f) = state.store.latest_fit(program, cfg.model.as_str()).await? {
-        return Ok(Some(f.fit));
-    }
     let now = Utc::now();
+    let latest = state.store.latest_fit(program, cfg.model.as_str()).await?;
+    if let Some(f) = &latest {
+        if now - f.created_at < Duration::days(FIT_MAX_AGE_DAYS) {
+            return Ok(Some(f.fit.clone()));
+        }
+    }
     let Some(made) = make_fit(
         state,
         program,
@@ -92,7 +104,12 @@ pub async fn fit_for(
     else {
         return Ok(None);
     };
-    if store_new {
+    if made.journeys < MIN_JOURNEYS_TO_STORE {
+        // Too little data for a new fit: an older stored one is better.
+        if let Some(f) = latest {
+            return Ok(Some(f.fit));
+        }
+    } else if store_new {
         state.store.insert_fit(program, &made).await?;
     }
     Ok(Some(made.fit))

@@ -426,6 +426,8 @@ impl Ctx<'_> {
             external_id,
             value,
             currency: currency.to_string(),
+            // A write key may be public (analytics.js): the owner approves.
+            status: Some("pending".into()),
             products,
             anonymous_id: value_of(&ids.anonymous_id),
             user_id: value_of(&ids.user_id),
