@@ -116,6 +116,7 @@ on_both_backends!(
     a_what_if_previews_another_model_and_changes_nothing,
     compare_gives_each_models_credit_per_partner_summing_to_the_total_exactly,
     a_markov_fit_is_stored_with_its_period_and_attributes_new_conversions,
+    a_fit_made_on_the_fly_from_a_few_journeys_is_used_but_not_stored,
 );
 
 async fn linear_credit_of_two_partners_splits_1001_cents_into_501_and_500(app: TestApp) {
@@ -562,4 +563,26 @@ async fn a_markov_fit_is_stored_with_its_period_and_attributes_new_conversions(a
     app.post("/attribution/fits", &shop.seed.alice.key, &request)
         .await
         .assert_error(403, None, "a partner key");
+}
+
+/// A markov program with no stored fit attributes with one made on the fly;
+/// from a handful of journeys that fit is not stored, so it cannot pin
+/// every later conversion to the first few.
+async fn a_fit_made_on_the_fly_from_a_few_journeys_is_used_but_not_stored(app: TestApp) {
+    let shop = shop(&app).await;
+    app.set_default_model(shop.program(), "markov").await;
+    via_visit(&app, &shop, "q1", "alice", 3).await;
+    via_visit(&app, &shop, "q2", "bob", 3).await;
+    let sale = convert(&app, &shop, "q1", 700).await;
+    assert_eq!(sale["attribution"]["model"], "markov");
+    assert_eq!(parts(&sale), vec![(shop.id_of("alice").to_owned(), 700)]);
+    app.get(
+        &format!(
+            "/attribution/fits?program_id={}&model=markov",
+            shop.program()
+        ),
+        &app.admin_key,
+    )
+    .await
+    .assert_error(404, None, "a fit of 2 journeys is not stored");
 }
