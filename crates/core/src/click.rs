@@ -2,11 +2,8 @@
 //! whether the visitor is a bot.
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use std::net::IpAddr;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// The IP address with its host part removed: IPv4 to its /24, IPv6 to its /48.
 ///
@@ -30,36 +27,45 @@ pub fn truncate_ip(ip: IpAddr) -> String {
 
 /// Keyed hashes of a visitor, with a server secret so they cannot be reversed
 /// by enumerating the IPv4 space.
+///
+/// SipHash-1-3 with a 128-bit key is a keyed pseudo-random function: without
+/// the key the hashes reveal nothing, and it costs tens of nanoseconds where
+/// HMAC-SHA-256 cost half a microsecond on the redirect path.
 #[derive(Clone)]
 pub struct VisitorHasher {
-    mac: HmacSha256,
+    key: [u8; 16],
 }
 
 impl VisitorHasher {
+    /// `key` is any secret; it is condensed to SipHash's 128-bit key.
     pub fn new(key: &[u8]) -> Self {
-        Self {
-            mac: HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length"),
-        }
+        let digest = Sha256::digest(key);
+        let mut k = [0u8; 16];
+        k.copy_from_slice(&digest[..16]);
+        Self { key: k }
     }
 
-    fn digest(&self, parts: &[&[u8]]) -> String {
-        let mut mac = self.mac.clone();
-        for p in parts {
-            mac.update(p);
-            mac.update(&[0]);
+    fn digest(&self, tag: u8, ip: IpAddr, extra: &[u8]) -> String {
+        use std::hash::Hasher;
+        let mut h = siphasher::sip128::SipHasher13::new_with_key(&self.key);
+        h.write_u8(tag);
+        match ip {
+            IpAddr::V4(v4) => h.write(&v4.octets()),
+            IpAddr::V6(v6) => h.write(&v6.octets()),
         }
-        // 128 bits are plenty to tell visitors apart and keep rows small.
-        hex::encode(&mac.finalize().into_bytes()[..16])
+        h.write(extra);
+        use siphasher::sip128::Hasher128;
+        hex::encode(h.finish128().as_bytes())
     }
 
     /// Hash of the full IP: the key for per-IP velocity checks.
     pub fn ip_hash(&self, ip: IpAddr) -> String {
-        self.digest(&[ip.to_string().as_bytes()])
+        self.digest(b'i', ip, &[])
     }
 
     /// Hash of IP and user agent: one visitor, for unique-click counting.
     pub fn visitor_hash(&self, ip: IpAddr, user_agent: &str) -> String {
-        self.digest(&[ip.to_string().as_bytes(), user_agent.as_bytes()])
+        self.digest(b'v', ip, user_agent.as_bytes())
     }
 }
 
