@@ -197,6 +197,37 @@ impl Store {
         .context("loading credits")
     }
 
+    /// Credits of several conversions in one query (for lists), by conversion id.
+    pub async fn conversion_credits_of(
+        &self,
+        ids: &[ConversionId],
+    ) -> Result<std::collections::HashMap<String, Vec<Credit>>> {
+        #[derive(FromRow)]
+        struct Row {
+            conversion_id: String,
+            #[sqlx(flatten)]
+            credit: Credit,
+        }
+        let mut out: std::collections::HashMap<String, Vec<Credit>> = std::collections::HashMap::new();
+        for chunk in ids.chunks(500) {
+            let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT c.conversion_id, c.partner_id, COALESCE(p.slug, '') AS slug, c.weight, \
+                 c.weight_total, c.amount_minor FROM conversion_credits c \
+                 LEFT JOIN partners p ON p.id = c.partner_id WHERE c.conversion_id IN ({list}) \
+                 ORDER BY c.amount_minor DESC, c.partner_id"
+            );
+            let mut q = sqlx::query_as::<_, Row>(&sql);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            for r in q.fetch_all(self.pool()).await.context("loading credits")? {
+                out.entry(r.conversion_id).or_default().push(r.credit);
+            }
+        }
+        Ok(out)
+    }
+
     /// Conversions newest first.
     pub async fn conversions(&self, f: &ConversionFilter, page: Page) -> Result<Vec<Conversion>> {
         sqlx::query_as::<_, ConversionRow>(&format!(

@@ -71,6 +71,14 @@ async fn a_conversion_round_trips_and_its_credits_sum_exactly_to_its_value(store
         store.conversion(&ConversionId::generate()).await.unwrap(),
         None
     );
+
+    // Credits of several conversions at once (lists) are the same credits.
+    let many = store
+        .conversion_credits_of(&[c.id.clone(), lone.id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(many.get(c.id.as_str()), Some(&credits));
+    assert_eq!(many.get(lone.id.as_str()), None, "no credits, no entry");
 }
 
 async fn a_second_conversion_with_the_same_external_id_or_idempotency_key_is_a_conflict(

@@ -381,9 +381,15 @@ async fn list(
     };
     restrict_to_own(&mut filter.partner_id, only.as_ref())?;
     let rows = state.store.conversions(&filter, page).await?;
-    let mut views = Vec::with_capacity(rows.len());
-    for c in rows {
-        views.push(load_view(&state, c, only.as_ref()).await?);
-    }
+    let ids: Vec<ConversionId> = rows.iter().map(|c| c.id.clone()).collect();
+    // One query for every listed conversion's credits, not one per row.
+    let mut credits = state.store.conversion_credits_of(&ids).await?;
+    let views = rows
+        .into_iter()
+        .map(|c| {
+            let mine = credits.remove(c.id.as_str()).unwrap_or_default();
+            view(c, mine, only.as_ref())
+        })
+        .collect();
     Ok(Json(List::from_overfetch(views, page)))
 }
