@@ -694,4 +694,13 @@ async fn client_clock_skew_is_corrected_with_sent_at(app: TestApp) {
     segment(&app, "/v1/batch", &s.write_key, &body)
         .await
         .assert_error(400, Some("batch[0].timestamp"), "an hour ahead, no sentAt");
+
+    // A sentAt far ahead cannot push the corrected time before the year 2000.
+    let body = json!({"sentAt": "2090-01-01T00:00:00Z", "batch": [
+        {"type": "track", "userId": "u1", "event": "Viewed", "messageId": "k3",
+         "timestamp": "2001-01-01T00:00:00Z"},
+    ]});
+    segment(&app, "/v1/batch", &s.write_key, &body)
+        .await
+        .assert_error(400, Some("batch[0].sentAt"), "corrected out of bounds");
 }

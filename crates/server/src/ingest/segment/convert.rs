@@ -343,10 +343,14 @@ impl Ctx<'_> {
         // "In the future" is judged by the client's own clock when the
         // client said what that clock read when it sent.
         let at = parse_occurred_at(field, Some(base), sent.unwrap_or(self.now))?;
-        Ok(match sent {
+        let corrected = match sent {
             Some(sent) => at + (self.now - sent),
-            None => at,
-        })
+            None => return Ok(at),
+        };
+        // The correction comes from the client's `sentAt`: the corrected
+        // time must pass the same bounds as any other.
+        parse_occurred_at(field, Some(&corrected.to_rfc3339()), self.now)
+            .map_err(|e| FieldError::new("sentAt", format!("moves `{field}` out of bounds: {}", e.message)))
     }
 
     /// The conversion an `Order Completed` (or any mapped) track records.
