@@ -26,6 +26,9 @@ use moka::sync::Cache;
 use tokio::net::TcpListener;
 use tribute_core::apikey::hash_token;
 use tribute_core::click::{BotDetector, VisitorHasher};
+use tribute_core::ids::ProgramId;
+use tribute_core::program::Program;
+use tribute_core::tracking::TrackingSettings;
 use tribute_store::{Principal, Store};
 
 use crate::clicks::{ClickQueue, ClickWriter};
@@ -72,6 +75,9 @@ pub struct AppInner {
     pub links: Cache<String, Option<Arc<CachedLink>>>,
     /// Authenticated keys by token hash, so ingestion does not hit the database per request.
     keys: Cache<String, Option<Principal>>,
+    /// Programs and their tracking settings, read on every ingestion request.
+    programs: Cache<ProgramId, Arc<Program>>,
+    tracking: Cache<ProgramId, Arc<(TrackingSettings, String)>>,
     pub clicks: ClickQueue,
     /// Group commit of events.
     pub events: ingest::writer::EventWriter,
@@ -98,6 +104,43 @@ impl AppState {
             self.keys.insert(hash, principal.clone());
         }
         Ok(principal)
+    }
+
+    /// A program, cached briefly (the ingestion paths read it per request).
+    pub async fn program(&self, id: &ProgramId) -> Result<Option<Arc<Program>>, error::ApiError> {
+        if let Some(hit) = self.programs.get(id) {
+            return Ok(Some(hit));
+        }
+        let Some(p) = self.store.program(id).await? else {
+            return Ok(None);
+        };
+        let p = Arc::new(p);
+        self.programs.insert(id.clone(), p.clone());
+        Ok(Some(p))
+    }
+
+    /// A program's tracking settings and postback token, cached briefly.
+    pub async fn tracking(
+        &self,
+        id: &ProgramId,
+    ) -> Result<Arc<(TrackingSettings, String)>, error::ApiError> {
+        if let Some(hit) = self.tracking.get(id) {
+            return Ok(hit);
+        }
+        let t = Arc::new(
+            self.store
+                .program_tracking(id, || tribute_core::ids::random_base62(32))
+                .await?,
+        );
+        self.tracking.insert(id.clone(), t.clone());
+        Ok(t)
+    }
+
+    /// Forget a cached program and its settings after a change (other nodes
+    /// see it when their entries expire).
+    pub fn program_changed(&self, id: &ProgramId) {
+        self.programs.invalidate(id);
+        self.tracking.invalidate(id);
     }
 
     /// Forget cached links after a link or partner changed. Other nodes see
@@ -137,6 +180,14 @@ impl App {
             keys: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(KEY_TTL)
+                .build(),
+            programs: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(LINK_TTL)
+                .build(),
+            tracking: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(LINK_TTL)
                 .build(),
             clicks,
             events: ingest::writer::EventWriter::spawn(store.clone()),

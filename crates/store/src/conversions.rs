@@ -208,9 +208,13 @@ impl Store {
             #[sqlx(flatten)]
             credit: Credit,
         }
-        let mut out: std::collections::HashMap<String, Vec<Credit>> = std::collections::HashMap::new();
+        let mut out: std::collections::HashMap<String, Vec<Credit>> =
+            std::collections::HashMap::new();
         for chunk in ids.chunks(500) {
-            let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let list = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             let sql = format!(
                 "SELECT c.conversion_id, c.partner_id, COALESCE(p.slug, '') AS slug, c.weight, \
                  c.weight_total, c.amount_minor FROM conversion_credits c \

@@ -76,6 +76,7 @@ async fn update_tracking(
     body.validate()?;
     tracking_view(&state, &program).await?;
     state.store.set_program_tracking(&program.id, &body).await?;
+    state.program_changed(&program.id);
     Ok(Json(tracking_view(&state, &program).await?))
 }
 
@@ -206,6 +207,7 @@ async fn update(
     }
     s.validate()?;
     state.store.update_program(&program).await?;
+    state.program_changed(&program.id);
     // Allowed domains gate redirects: cached links must be checked again.
     state.links_changed();
     Ok(Json(program))

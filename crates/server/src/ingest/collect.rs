@@ -244,11 +244,7 @@ async fn config(
 }
 
 async fn tracking(state: &AppState, program: &Program) -> ApiResult<TrackingSettings> {
-    Ok(state
-        .store
-        .program_tracking(&program.id, || tribute_core::ids::random_base62(32))
-        .await?
-        .0)
+    Ok(state.tracking(&program.id).await?.0.clone())
 }
 
 /// `OPTIONS /collect`: the snippet never needs a preflight (it posts

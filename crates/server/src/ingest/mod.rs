@@ -69,9 +69,9 @@ pub async fn ingest_program(
         (Principal::Partner { .. }, _) => return Err(ApiError::Forbidden),
     };
     state
-        .store
         .program(&id)
         .await?
+        .map(|p| p.as_ref().clone())
         .ok_or_else(|| FieldError::new("program_id", "no such program").into())
 }
 

@@ -70,15 +70,11 @@ async fn handle(
     let program_id = ProgramId::parse(program_id).map_err(|e| e.at("program_id"))?;
     let token = q.token.as_deref().ok_or(ApiError::Unauthorized)?;
     let program = state
-        .store
         .program(&program_id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    let (_, expected) = state
-        .store
-        .program_tracking(&program.id, || tribute_core::ids::random_base62(32))
-        .await?;
-    if !constant_time_eq(token.as_bytes(), expected.as_bytes()) {
+    let tracking = state.tracking(&program.id).await?;
+    if !constant_time_eq(token.as_bytes(), tracking.1.as_bytes()) {
         return Err(ApiError::Unauthorized);
     }
     let currency = q

@@ -349,8 +349,12 @@ impl Ctx<'_> {
         };
         // The correction comes from the client's `sentAt`: the corrected
         // time must pass the same bounds as any other.
-        parse_occurred_at(field, Some(&corrected.to_rfc3339()), self.now)
-            .map_err(|e| FieldError::new("sentAt", format!("moves `{field}` out of bounds: {}", e.message)))
+        parse_occurred_at(field, Some(&corrected.to_rfc3339()), self.now).map_err(|e| {
+            FieldError::new(
+                "sentAt",
+                format!("moves `{field}` out of bounds: {}", e.message),
+            )
+        })
     }
 
     /// The conversion an `Order Completed` (or any mapped) track records.

@@ -28,7 +28,6 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use chrono::Utc;
 use serde_json::{json, Value};
-use tribute_core::ids::random_base62;
 use tribute_core::program::Program;
 use tribute_store::Principal;
 
@@ -135,10 +134,7 @@ async fn receive(
     };
     let program = write_key_program(&state, &key).await?;
     let value = parsed?;
-    let (settings, _) = state
-        .store
-        .program_tracking(&program.id, || random_base62(32))
-        .await?;
+    let settings = state.tracking(&program.id).await?.0.clone();
     let now = Utc::now();
     let messages = split(value, endpoint)?;
     let mut ctx = Ctx {
