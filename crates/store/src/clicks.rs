@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use tribute_core::click::{epoch_day, Click, ClickCounts};
 use tribute_core::ids::{ClickId, PartnerId};
 
-use crate::rows::{ClickRow, CLICK_COLUMNS};
+use crate::rows::{ua_id, ClickRow, CLICK_COLUMNS, CLICK_FROM};
 use crate::{to_ms, BoxFuture, Context, Result, Store};
 
 /// Rows per multi-row INSERT on the sqlx path (PostgreSQL): sqlx's cost per
@@ -39,7 +39,10 @@ struct SourceRow {
 }
 
 fn insert_sql(rows: usize) -> String {
-    let mut sql = format!("INSERT INTO clicks ({CLICK_COLUMNS}, day) VALUES ");
+    let mut sql = String::from(
+        "INSERT INTO clicks (id, program_id, link_id, partner_id, at, ip_truncated, ip_hash, \
+         visitor_hash, ua_id, referrer, source, is_bot, day) VALUES ",
+    );
     for r in 0..rows {
         if r > 0 {
             sql.push_str(", ");
@@ -94,6 +97,19 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.pool().begin().await.context("starting click batch")?;
+        let agents: std::collections::BTreeMap<i64, &str> = clicks
+            .iter()
+            .filter_map(|c| c.user_agent.as_deref())
+            .map(|ua| (ua_id(ua), ua))
+            .collect();
+        for (id, ua) in agents {
+            sqlx::query("INSERT INTO user_agents (id, user_agent) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+                .bind(id)
+                .bind(ua)
+                .execute(&mut *tx)
+                .await
+                .context("inserting user agent")?;
+        }
         for chunk in clicks.chunks(ROWS_PER_STATEMENT) {
             let sql = insert_sql(chunk.len());
             let mut q = sqlx::query(&sql);
@@ -107,7 +123,7 @@ impl Store {
                     .bind(c.ip_truncated.as_str())
                     .bind(c.ip_hash.as_str())
                     .bind(c.visitor_hash.as_str())
-                    .bind(c.user_agent.as_deref())
+                    .bind(c.user_agent.as_deref().map(ua_id))
                     .bind(c.referrer.as_deref())
                     .bind(c.source.as_deref())
                     .bind(i64::from(c.is_bot))
@@ -121,13 +137,15 @@ impl Store {
 
     #[tracing::instrument(skip(self))]
     pub async fn click(&self, id: &ClickId) -> Result<Option<Click>> {
-        sqlx::query_as::<_, ClickRow>(&format!("SELECT {CLICK_COLUMNS} FROM clicks WHERE id = $1"))
-            .bind(id.as_str())
-            .fetch_optional(self.pool())
-            .await
-            .context("loading click")?
-            .map(Click::try_from)
-            .transpose()
+        sqlx::query_as::<_, ClickRow>(&format!(
+            "SELECT {CLICK_COLUMNS} FROM {CLICK_FROM} WHERE c.id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .context("loading click")?
+        .map(Click::try_from)
+        .transpose()
     }
 
     /// A partner's clicks in `[from, to)`, newest first, at most `limit`.
@@ -140,8 +158,8 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Click>> {
         sqlx::query_as::<_, ClickRow>(&format!(
-            "SELECT {CLICK_COLUMNS} FROM clicks WHERE partner_id = $1 AND at >= $2 AND at < $3 \
-             ORDER BY at DESC, id LIMIT $4"
+            "SELECT {CLICK_COLUMNS} FROM {CLICK_FROM} WHERE c.partner_id = $1 AND c.at >= $2 AND c.at < $3 \
+             ORDER BY c.at DESC, c.id LIMIT $4"
         ))
         .bind(partner.as_str())
         .bind(to_ms(from))

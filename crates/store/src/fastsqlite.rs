@@ -17,6 +17,8 @@ use rusqlite::Connection;
 use tribute_core::click::{epoch_day, Click};
 use tribute_core::tracking::Event;
 
+use crate::rows::ua_id;
+
 use crate::{to_ms, Result, StoreError};
 
 #[derive(Clone)]
@@ -160,7 +162,7 @@ fn insert_events(conn: &mut Connection, events: &[Event]) -> Result<BTreeSet<Str
 }
 
 const CLICK_HEAD: &str = "INSERT INTO clicks (id, program_id, link_id, partner_id, at, \
-     ip_truncated, ip_hash, visitor_hash, user_agent, referrer, source, is_bot, day)";
+     ip_truncated, ip_hash, visitor_hash, ua_id, referrer, source, is_bot, day)";
 const CLICK_TAIL: &str = "ON CONFLICT (id) DO NOTHING";
 
 fn bind_click(stmt: &mut rusqlite::Statement<'_>, at: usize, c: &Click) -> rusqlite::Result<()> {
@@ -172,7 +174,7 @@ fn bind_click(stmt: &mut rusqlite::Statement<'_>, at: usize, c: &Click) -> rusql
     stmt.raw_bind_parameter(at + 5, &c.ip_truncated)?;
     stmt.raw_bind_parameter(at + 6, &c.ip_hash)?;
     stmt.raw_bind_parameter(at + 7, &c.visitor_hash)?;
-    stmt.raw_bind_parameter(at + 8, &c.user_agent)?;
+    stmt.raw_bind_parameter(at + 8, c.user_agent.as_deref().map(ua_id))?;
     stmt.raw_bind_parameter(at + 9, &c.referrer)?;
     stmt.raw_bind_parameter(at + 10, &c.source)?;
     stmt.raw_bind_parameter(at + 11, i64::from(c.is_bot))?;
@@ -181,6 +183,20 @@ fn bind_click(stmt: &mut rusqlite::Statement<'_>, at: usize, c: &Click) -> rusql
 
 fn insert_clicks(conn: &mut Connection, clicks: &[Click]) -> Result<()> {
     let tx = conn.transaction().map_err(native)?;
+    {
+        // Each distinct user agent of the batch once (usually a handful).
+        let agents: std::collections::BTreeMap<i64, &str> = clicks
+            .iter()
+            .filter_map(|c| c.user_agent.as_deref())
+            .map(|ua| (ua_id(ua), ua))
+            .collect();
+        let mut stmt = tx
+            .prepare_cached("INSERT INTO user_agents (id, user_agent) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING")
+            .map_err(native)?;
+        for (id, ua) in agents {
+            stmt.execute(rusqlite::params![id, ua]).map_err(native)?;
+        }
+    }
     let full = multi_row_sql(CLICK_HEAD, 13, ROWS, CLICK_TAIL);
     let single = multi_row_sql(CLICK_HEAD, 13, 1, CLICK_TAIL);
     let split = clicks.len() - clicks.len() % ROWS;

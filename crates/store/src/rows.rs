@@ -177,8 +177,22 @@ impl TryFrom<CouponRow> for Coupon {
     }
 }
 
-pub(crate) const CLICK_COLUMNS: &str = "id, program_id, link_id, partner_id, at, ip_truncated, \
-     ip_hash, visitor_hash, user_agent, referrer, source, is_bot";
+/// Columns of a click as read, its user agent joined from `user_agents`
+/// (`FROM clicks c LEFT JOIN user_agents u ON u.id = c.ua_id`).
+pub(crate) const CLICK_COLUMNS: &str = "c.id, c.program_id, c.link_id, c.partner_id, c.at, \
+     c.ip_truncated, c.ip_hash, c.visitor_hash, u.user_agent, c.referrer, c.source, c.is_bot";
+
+/// The table expression `CLICK_COLUMNS` reads from.
+pub(crate) const CLICK_FROM: &str = "clicks c LEFT JOIN user_agents u ON u.id = c.ua_id";
+
+/// The key of a user agent in `user_agents`: a fixed-key SipHash, the same
+/// on every node and in every version.
+pub(crate) fn ua_id(user_agent: &str) -> i64 {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x7472_6962, 0x7561);
+    h.write(user_agent.as_bytes());
+    h.finish() as i64
+}
 
 #[derive(FromRow)]
 pub(crate) struct ClickRow {

@@ -30,6 +30,7 @@ conformance!(
     coupon_codes_are_unique_per_program_and_case_insensitive,
     click_batches_larger_than_one_statement_are_stored,
     replaying_a_click_batch_stores_nothing_twice,
+    each_click_reads_back_its_own_user_agent,
     metrics_count_unique_clicks_once_per_visitor_link_and_day,
     metrics_respect_the_period_bounds,
     api_keys_resolve_by_token_until_revoked,
@@ -390,4 +391,22 @@ async fn api_keys_resolve_by_token_until_revoked(store: Store) {
     );
     assert!(store.revoke_api_key(&key.id, t0()).await.unwrap());
     assert_eq!(store.api_key_by_token(&new.token).await.unwrap(), None);
+}
+
+async fn each_click_reads_back_its_own_user_agent(store: Store) {
+    let (_p, jane) = seeded(&store).await;
+    let l = link(&jane, "jane-web", None);
+    store.insert_link(&l).await.unwrap();
+    let mut clicks: Vec<Click> = (0..6)
+        .map(|i| click(&l, t0(), &format!("{i}"), false))
+        .collect();
+    clicks[1].user_agent = Some("curl/8.5.0".into());
+    clicks[2].user_agent = None;
+    clicks[3].user_agent = Some("Mozilla/5.0 (iPhone)".into());
+    store.insert_clicks(&clicks[..3]).await.unwrap();
+    // A later batch repeats a user agent already stored.
+    store.insert_clicks(&clicks[3..]).await.unwrap();
+    for c in &clicks {
+        assert_eq!(store.click(&c.id).await.unwrap().as_ref(), Some(c));
+    }
 }
