@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tribute_core::apikey::Scope;
 use tribute_core::partner::Email;
 
-use common::{insert_key, TestApp};
+use common::{insert_key, str_of, TestApp};
 use helpers::{
     assert_success, click, python_sdk_available, run_send_py, segment, segment_raw, Setup,
 };
@@ -36,12 +36,6 @@ on_both_backends!(
 
 fn now_iso() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("`{field}` missing in {v}"))
 }
 
 /// The slugs a conversion is credited to.
