@@ -79,10 +79,16 @@ fn main() -> anyhow::Result<()> {
         // Pure computation: no runtime, no database.
         return attribute::run(args);
     }
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run(cli))
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // Default: one worker per core. TRIBUTE_WORKER_THREADS overrides it
+    // (e.g. to leave a core to a database or a proxy on the same machine).
+    if let Some(n) = std::env::var("TRIBUTE_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        runtime.worker_threads(n.max(1));
+    }
+    runtime.enable_all().build()?.block_on(run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
