@@ -16,7 +16,7 @@ use tribute_core::program::Program;
 use tribute_core::FieldError;
 use tribute_store::StoredFit;
 
-use crate::api::partners::parse_time;
+use crate::api::partners::parse_period;
 use crate::api::serde_urlencoded_query;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
@@ -259,21 +259,6 @@ async fn period_program(state: &AppState, program_id: Option<&str>) -> ApiResult
         .ok_or_else(|| FieldError::new("program_id", "no such program").into())
 }
 
-fn period(from: Option<&str>, to: Option<&str>) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {
-    let to = to
-        .map(|s| parse_time("to", s))
-        .transpose()?
-        .unwrap_or_else(Utc::now);
-    let from = from
-        .map(|s| parse_time("from", s))
-        .transpose()?
-        .unwrap_or(to - Duration::days(30));
-    if from >= to {
-        return Err(FieldError::new("from", "must be before `to`").into());
-    }
-    Ok((from, to))
-}
-
 /// `GET /attribution/compare?program_id=&from=&to=&models=a,b`: credit per
 /// partner under each model, side by side, over the stored conversions.
 async fn compare(
@@ -284,7 +269,7 @@ async fn compare(
     auth.require_admin()?;
     let q: CompareQuery = serde_urlencoded_query(q.as_deref())?;
     let program = period_program(&state, q.program_id.as_deref()).await?;
-    let (from, to) = period(q.from.as_deref(), q.to.as_deref())?;
+    let (from, to) = parse_period(q.from.as_deref(), q.to.as_deref())?;
     let names: Vec<String> = match q.models.as_deref() {
         None | Some("all") => ModelKind::ALL
             .iter()
@@ -412,7 +397,7 @@ async fn create_fit(
         cfg = cfg.with_markov_order(o);
         cfg.validate()?;
     }
-    let (from, to) = period(body.from.as_deref(), body.to.as_deref())?;
+    let (from, to) = parse_period(body.from.as_deref(), body.to.as_deref())?;
     let made = make_fit(&state, &program.id, &cfg, from, to)
         .await?
         .ok_or_else(|| FieldError::new("model", "is not data-driven"))?;

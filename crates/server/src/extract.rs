@@ -98,6 +98,20 @@ impl Auth {
         }
     }
 
+    /// A record looked up for this caller: missing, or another partner's,
+    /// is the same 404 (`what not found`), so existence does not leak.
+    pub fn own<T>(
+        &self,
+        what: &'static str,
+        found: Option<T>,
+        partner: impl Fn(&T) -> &PartnerId,
+    ) -> Result<T, ApiError> {
+        match found {
+            Some(t) if self.can_see(partner(&t))? => Ok(t),
+            _ => Err(ApiError::NotFound(what)),
+        }
+    }
+
     /// Whether this caller may see records of `partner`. Another partner's
     /// records are answered 404, never 403, so their existence does not leak.
     pub fn can_see(&self, partner: &PartnerId) -> Result<bool, ApiError> {

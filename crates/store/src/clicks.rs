@@ -69,12 +69,7 @@ impl Store {
     /// rustc cannot prove it through a transaction's `&mut` executor at the
     /// caller (rust-lang/rust#102211).
     pub fn insert_clicks<'a>(&'a self, clicks: &'a [Click]) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            match self.fast() {
-                Some(fast) if !clicks.is_empty() => fast.insert(clicks.to_vec()).await,
-                _ => self.insert_clicks_inner(clicks).await,
-            }
-        })
+        Box::pin(async move { self.write_clicks(clicks.to_vec()).await.1 })
     }
 
     /// [`Store::insert_clicks`] taking the batch by value (no copy on the

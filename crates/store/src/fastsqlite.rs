@@ -47,10 +47,6 @@ impl FastSqlite {
         }
     }
 
-    pub(crate) async fn insert(&self, clicks: Vec<Click>) -> Result<()> {
-        self.insert_owned(clicks).await.1
-    }
-
     /// Insert, handing the batch back (for reuse of its allocation, or a retry).
     pub(crate) async fn insert_owned(&self, clicks: Vec<Click>) -> (Vec<Click>, Result<()>) {
         let this = self.clone();

@@ -74,15 +74,7 @@ async fn create(
 
 async fn visible_coupon(state: &AppState, auth: &Auth, id: &str) -> ApiResult<Coupon> {
     let id = CouponId::parse(id).map_err(|_| ApiError::NotFound("coupon"))?;
-    let coupon = state
-        .store
-        .coupon(&id)
-        .await?
-        .ok_or(ApiError::NotFound("coupon"))?;
-    if !auth.can_see(&coupon.partner_id)? {
-        return Err(ApiError::NotFound("coupon"));
-    }
-    Ok(coupon)
+    auth.own("coupon", state.store.coupon(&id).await?, |c| &c.partner_id)
 }
 
 #[tracing::instrument(skip_all)]

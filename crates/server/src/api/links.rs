@@ -200,15 +200,7 @@ async fn create(
 
 async fn visible_link(state: &AppState, auth: &Auth, id: &str) -> ApiResult<Link> {
     let id = LinkId::parse(id).map_err(|_| ApiError::NotFound("link"))?;
-    let link = state
-        .store
-        .link(&id)
-        .await?
-        .ok_or(ApiError::NotFound("link"))?;
-    if !auth.can_see(&link.partner_id)? {
-        return Err(ApiError::NotFound("link"));
-    }
-    Ok(link)
+    auth.own("link", state.store.link(&id).await?, |l| &l.partner_id)
 }
 
 #[tracing::instrument(skip_all)]

@@ -201,6 +201,26 @@ pub(crate) fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>, FieldErr
         .map_err(|_| FieldError::new(field, "must be an RFC 3339 time or a YYYY-MM-DD date"))
 }
 
+/// A reporting period `[from, to)` from optional query values: `to`
+/// defaults to now, `from` to 30 days before `to`; `from` after `to` is refused.
+pub(crate) fn parse_period(
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), FieldError> {
+    let to = to
+        .map(|s| parse_time("to", s))
+        .transpose()?
+        .unwrap_or_else(Utc::now);
+    let from = from
+        .map(|s| parse_time("from", s))
+        .transpose()?
+        .unwrap_or(to - Duration::days(30));
+    if from > to {
+        return Err(FieldError::new("from", "must not be after `to`"));
+    }
+    Ok((from, to))
+}
+
 #[derive(Serialize)]
 struct MetricsView {
     partner_id: PartnerId,
@@ -221,20 +241,7 @@ async fn metrics(
 ) -> ApiResult<Json<MetricsView>> {
     let partner = visible_partner(&state, &auth, &id).await?;
     let q: Period = super::serde_urlencoded_query(query.0.as_deref())?;
-    let to =
-        q.to.as_deref()
-            .map(|s| parse_time("to", s))
-            .transpose()?
-            .unwrap_or_else(Utc::now);
-    let from = q
-        .from
-        .as_deref()
-        .map(|s| parse_time("from", s))
-        .transpose()?
-        .unwrap_or(to - Duration::days(30));
-    if from > to {
-        return Err(FieldError::new("from", "must not be after `to`").into());
-    }
+    let (from, to) = parse_period(q.from.as_deref(), q.to.as_deref())?;
     let metrics = state.store.partner_metrics(&partner.id, from, to).await?;
     Ok(Json(MetricsView {
         partner_id: partner.id,
