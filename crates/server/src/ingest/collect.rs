@@ -42,7 +42,7 @@ use tribute_core::FieldError;
 use tribute_store::Principal;
 
 use super::conversions::{record, ConversionInput};
-use super::{ingest_program, parse_click_id, EventInput, UnknownVia};
+use super::{ingest_program, EventInput, UnknownVia};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::field_of;
 use crate::AppState;
@@ -609,36 +609,15 @@ fn conversion_input(
 
 /// The checks `record` makes, made before any event of the batch is written.
 fn check_conversion(input: &ConversionInput, program: &Program) -> ApiResult<()> {
-    let currency = Currency::parse(&input.currency).map_err(|e| e.at("properties.currency"))?;
-    if currency != program.settings.currency {
-        return Err(FieldError::new(
-            "properties.currency",
-            format!(
-                "is {currency} but the program is in {}",
-                program.settings.currency
-            ),
-        )
-        .into());
-    }
-    if input.value < 0 {
-        return Err(FieldError::new("properties.value", "must not be negative").into());
-    }
-    for (i, p) in input.products.iter().enumerate() {
-        p.validate(i)
-            .map_err(|e| FieldError::new(format!("properties.{}", e.field), e.message))?;
-    }
-    if let Some(c) = input.coupon.as_deref().filter(|c| !c.trim().is_empty()) {
-        CouponCode::parse(c).map_err(|e| e.at("coupon"))?;
-    }
-    parse_click_id("click_id", input.click_id.as_deref())?;
-    tribute_core::identity::RawIdentifiers {
-        anonymous_id: input.anonymous_id.clone(),
-        user_id: input.user_id.clone(),
-        email: input.email.clone(),
-        ..Default::default()
-    }
-    .parse()?;
-    Ok(())
+    // The snippet sends amounts and products inside `properties`.
+    input.check(program).map_err(|e| {
+        let f = e.field.as_str();
+        if f == "currency" || f == "value" || f.starts_with("products[") {
+            FieldError::new(format!("properties.{f}"), e.message).into()
+        } else {
+            e.into()
+        }
+    })
 }
 
 #[cfg(test)]

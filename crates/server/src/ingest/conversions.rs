@@ -56,6 +56,50 @@ pub struct ConversionInput {
     pub occurred_at: Option<String>,
 }
 
+impl ConversionInput {
+    /// Every check a conversion must pass before anything is written,
+    /// naming the field at fault (shared by every way a conversion comes in).
+    pub fn check(&self, program: &Program) -> Result<(), FieldError> {
+        let currency = Currency::parse(&self.currency)?;
+        if currency != program.settings.currency {
+            return Err(FieldError::new(
+                "currency",
+                format!(
+                    "is {currency} but the program is in {} and no exchange rate is configured",
+                    program.settings.currency
+                ),
+            ));
+        }
+        if self.value < 0 {
+            return Err(FieldError::new(
+                "value",
+                "must not be negative (refunds reverse a conversion)",
+            ));
+        }
+        for (i, p) in self.products.iter().enumerate() {
+            p.validate(i)?;
+        }
+        if let Some(s) = self.status.as_deref() {
+            ConversionStatus::parse(s)?;
+        }
+        if let Some(c) = self.coupon.as_deref().filter(|c| !c.trim().is_empty()) {
+            CouponCode::parse(c).map_err(|e| e.at("coupon"))?;
+        }
+        parse_click_id("click_id", self.click_id.as_deref())?;
+        RawIdentifiers {
+            anonymous_id: self.anonymous_id.clone(),
+            user_id: self.user_id.clone(),
+            email: self.email.clone(),
+            email_hash: self.email_hash.clone(),
+            customer_id: self.customer_id.clone(),
+            phone: self.phone.clone(),
+            phone_hash: self.phone_hash.clone(),
+        }
+        .parse()?;
+        Ok(())
+    }
+}
+
 /// A partner's part of a conversion, as the API shows it.
 #[derive(Debug, Serialize, Clone, PartialEq)]
 pub struct PartnerView {
@@ -163,27 +207,8 @@ pub async fn record(
     {
         return Ok((load_view(state, existing, None).await?, true));
     }
-    let currency = Currency::parse(&input.currency)?;
-    if currency != program.settings.currency {
-        return Err(FieldError::new(
-            "currency",
-            format!(
-                "is {currency} but the program is in {} and no exchange rate is configured",
-                program.settings.currency
-            ),
-        )
-        .into());
-    }
-    if input.value < 0 {
-        return Err(FieldError::new(
-            "value",
-            "must not be negative (refunds reverse a conversion)",
-        )
-        .into());
-    }
-    for (i, p) in input.products.iter().enumerate() {
-        p.validate(i)?;
-    }
+    input.check(program)?;
+    let currency = program.settings.currency;
     let status = input
         .status
         .as_deref()
