@@ -7,6 +7,7 @@
 pub mod apikey;
 pub mod attribution;
 pub mod click;
+pub mod conversion;
 pub mod coupon;
 pub mod error;
 pub mod identity;

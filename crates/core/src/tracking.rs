@@ -61,6 +61,9 @@ pub enum ConversionStatus {
     Pending,
     Approved,
     Rejected,
+    /// A browser's report of an order that the owner's backend reported
+    /// too: the server's conversion is the one that counts.
+    Superseded,
 }
 
 impl ConversionStatus {
@@ -69,9 +72,10 @@ impl ConversionStatus {
             "pending" => Ok(Self::Pending),
             "approved" => Ok(Self::Approved),
             "rejected" => Ok(Self::Rejected),
+            "superseded" => Ok(Self::Superseded),
             _ => Err(FieldError::new(
                 "status",
-                "must be one of pending, approved, rejected",
+                "must be one of pending, approved, rejected, superseded",
             )),
         }
     }
@@ -81,6 +85,7 @@ impl ConversionStatus {
             Self::Pending => "pending",
             Self::Approved => "approved",
             Self::Rejected => "rejected",
+            Self::Superseded => "superseded",
         }
     }
 }
@@ -198,6 +203,40 @@ impl TrackingSettings {
         } else {
             TrackMeaning::Custom
         }
+    }
+}
+
+/// When something happened: now if not given; never more than five minutes
+/// in the future (clock skew), never before 2000.
+pub fn parse_occurred_at(
+    field: &str,
+    v: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, FieldError> {
+    let Some(s) = v else { return Ok(now) };
+    let at = chrono::DateTime::parse_from_rfc3339(s)
+        .map_err(|_| FieldError::new(field, "must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z"))?
+        .with_timezone(&chrono::Utc);
+    if at > now + chrono::Duration::minutes(5) {
+        return Err(FieldError::new(field, "is in the future"));
+    }
+    if at.timestamp() < 946_684_800 {
+        return Err(FieldError::new(field, "is before the year 2000"));
+    }
+    Ok(at)
+}
+
+/// A click id as reported: blank is none; an unknown but well-formed id
+/// simply matches nothing.
+pub fn parse_click_id(
+    field: &str,
+    v: Option<&str>,
+) -> Result<Option<crate::ids::ClickId>, FieldError> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) => crate::ids::ClickId::parse(s)
+            .map(Some)
+            .map_err(|_| FieldError::new(field, "is not a click id (clk_…)")),
     }
 }
 
@@ -332,4 +371,6 @@ pub struct Conversion {
     pub occurred_at: chrono::DateTime<chrono::Utc>,
     pub received_at: chrono::DateTime<chrono::Utc>,
     pub attribution: crate::attribution::Attribution,
+    /// A digest of the request that created it (see `NewConversion::fingerprint`).
+    pub request_hash: Option<String>,
 }

@@ -2,20 +2,25 @@
 //! behind them.
 //!
 //! Requests are parsed and checked here, turned into `tribute_core` values,
-//! decided by the core and written by `tribute_store`. Each module exposes a
-//! `router()`; [`app`] merges them around one [`AppState`].
+//! decided by the core and written by `tribute_store`. The layers, bottom
+//! up: `http` (errors, extractors, views), `services` (what the server does:
+//! recording conversions, the fit policy), `workers` (click and event
+//! writers), then the ways in — `redirect`, `ingest`, `api` — whose routers
+//! `routes` merges around one [`AppState`].
 
 #![forbid(unsafe_code)]
 
-pub mod api;
-pub mod attribution;
-pub mod clicks;
-pub mod error;
-pub mod extract;
-pub mod ingest;
-pub mod metrics;
+mod api;
+mod http;
+mod ingest;
+mod metrics;
 pub mod openapi;
-pub mod redirect;
+mod redirect;
+mod routes;
+mod services;
+mod workers;
+
+pub use routes::app;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,8 +36,9 @@ use tribute_core::program::Program;
 use tribute_core::tracking::TrackingSettings;
 use tribute_store::{Principal, Store};
 
-use crate::clicks::{ClickQueue, ClickWriter};
 use crate::redirect::CachedLink;
+use crate::workers::clicks::ClickQueue;
+use crate::workers::Worker;
 
 /// Settings of a running server.
 #[derive(Debug, Clone)]
@@ -80,7 +86,7 @@ pub struct AppInner {
     tracking: Cache<ProgramId, Arc<(TrackingSettings, String)>>,
     pub clicks: ClickQueue,
     /// Group commit of events.
-    pub events: ingest::writer::EventWriter,
+    pub events: workers::events::EventWriter,
     pub bots: Arc<BotDetector>,
     pub hasher: Arc<VisitorHasher>,
     pub counters: Arc<metrics::Counters>,
@@ -89,7 +95,7 @@ pub struct AppInner {
 impl AppState {
     /// Resolve an API key to its principal (cached briefly: a revoked key
     /// stops working within the cache's lifetime on every node).
-    pub async fn principal(&self, token: &str) -> Result<Option<Principal>, error::ApiError> {
+    pub async fn principal(&self, token: &str) -> Result<Option<Principal>, http::ApiError> {
         let hash = hash_token(token);
         if let Some(hit) = self.keys.get(&hash) {
             return Ok(hit);
@@ -107,7 +113,7 @@ impl AppState {
     }
 
     /// A program, cached briefly (the ingestion paths read it per request).
-    pub async fn program(&self, id: &ProgramId) -> Result<Option<Arc<Program>>, error::ApiError> {
+    pub async fn program(&self, id: &ProgramId) -> Result<Option<Arc<Program>>, http::ApiError> {
         if let Some(hit) = self.programs.get(id) {
             return Ok(Some(hit));
         }
@@ -123,7 +129,7 @@ impl AppState {
     pub async fn tracking(
         &self,
         id: &ProgramId,
-    ) -> Result<Arc<(TrackingSettings, String)>, error::ApiError> {
+    ) -> Result<Arc<(TrackingSettings, String)>, http::ApiError> {
         if let Some(hit) = self.tracking.get(id) {
             return Ok(hit);
         }
@@ -154,11 +160,11 @@ impl AppState {
 const LINK_TTL: Duration = Duration::from_secs(30);
 const KEY_TTL: Duration = Duration::from_secs(30);
 
-/// A running application: the state for the router, and the click writer to
+/// A running application: the state for the router, and the workers to
 /// flush when the server stops.
 pub struct App {
     pub state: AppState,
-    writer: ClickWriter,
+    workers: Vec<Worker>,
 }
 
 impl App {
@@ -168,8 +174,9 @@ impl App {
             .secret_or_init("visitor_hash_key", || tribute_core::ids::random_base62(43))
             .await?;
         let counters = Arc::new(metrics::Counters::default());
-        let (clicks, writer) =
-            clicks::spawn_writer(store.clone(), config.click_queue, counters.clone());
+        let (clicks, click_writer) =
+            workers::clicks::spawn_writer(store.clone(), config.click_queue, counters.clone());
+        let (events, event_writer) = workers::events::EventWriter::spawn(store.clone());
         let state = AppState(Arc::new(AppInner {
             store: store.clone(),
             config: Arc::new(config),
@@ -190,47 +197,40 @@ impl App {
                 .time_to_live(LINK_TTL)
                 .build(),
             clicks,
-            events: ingest::writer::EventWriter::spawn(store.clone()),
+            events,
             bots: Arc::new(BotDetector::default()),
             hasher: Arc::new(VisitorHasher::new(key.as_bytes())),
             counters,
         }));
-        Ok(Self { state, writer })
+        Ok(Self {
+            state,
+            workers: vec![click_writer, event_writer],
+        })
     }
 
     pub fn router(&self) -> Router {
         app(self.state.clone())
     }
 
-    /// Serve on `listener` until `shutdown` resolves, then flush queued clicks.
+    /// Serve on `listener` until `shutdown` resolves, then flush queued clicks and events.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = self.router();
-        let Self { state, writer } = self;
+        let Self { state, workers } = self;
         axum::serve(
             listener,
             router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await?;
+        // The queues close when the last state (and its queue handles) goes.
         drop(state);
-        writer.finish().await;
+        for w in workers {
+            w.finish().await;
+        }
         Ok(())
     }
-}
-
-/// Every route of the server.
-pub fn app(state: AppState) -> Router {
-    Router::new()
-        .merge(redirect::router())
-        .merge(metrics::router())
-        .merge(openapi::router())
-        .merge(ingest::postback::router())
-        .merge(ingest::segment::router())
-        .merge(ingest::collect::router())
-        .nest("/api/v1", api::router())
-        .with_state(state)
 }

@@ -18,7 +18,7 @@ use tribute_core::ids::ClickId;
 use tribute_core::link::{redirect_url, with_click_id, Destination, Link, ShortCode};
 use url::Url;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::metrics::Counters;
 use crate::AppState;
 

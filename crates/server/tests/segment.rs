@@ -86,7 +86,7 @@ async fn python_sdk_identify_and_order_completed_make_one_conversion_credited_to
     let conversions = s.conversions(&app).await;
     assert_eq!(conversions.len(), 1, "one conversion: {conversions:?}");
     let c = &conversions[0];
-    assert_eq!(c["external_id"], "order-1001");
+    assert_eq!(c["external_id"], "segment:order-1001");
     assert_eq!(c["value"], 4999, "49.99 EUR in cents: {c}");
     assert_eq!(c["currency"], "EUR");
     assert_eq!(
@@ -529,7 +529,8 @@ async fn lead_and_conversion_names_follow_the_program_mapping(app: TestApp) {
         1,
         "only Subscription Paid converts: {conversions:?}"
     );
-    assert_eq!(conversions[0]["external_id"], "sub-1");
+    // A publishable write key's order ids live in their own namespace.
+    assert_eq!(conversions[0]["external_id"], "segment:sub-1");
     assert_eq!(conversions[0]["value"], 1250);
     assert_eq!(credited(&conversions[0]), vec!["alice"]);
 }
@@ -617,7 +618,7 @@ async fn same_batch_twice_writes_no_duplicate_event_or_conversion(app: TestApp) 
     assert_eq!(s.leads(&app, &s.alice).await, 1);
     let conversions = s.conversions(&app).await;
     assert_eq!(conversions.len(), 1, "one conversion: {conversions:?}");
-    assert_eq!(conversions[0]["external_id"], "d3");
+    assert_eq!(conversions[0]["external_id"], "segment:d3");
     assert_eq!(conversions[0]["value"], 1500);
     assert_eq!(credited(&conversions[0]), vec!["alice"]);
 }
@@ -646,7 +647,10 @@ async fn order_completed_takes_total_products_and_coupon(app: TestApp) {
     let c = &conversions[0];
     assert_eq!(c["value"], 3000, "total when there is no revenue");
     assert_eq!(c["currency"], "EUR", "the program's currency by default");
-    assert_eq!(c["external_id"], "c1", "the messageId without an order_id");
+    assert_eq!(
+        c["external_id"], "segment:c1",
+        "the messageId without an order_id (in the write key's namespace)"
+    );
     assert_eq!(c["coupon"], "BOB10");
     assert_eq!(
         c["products"],

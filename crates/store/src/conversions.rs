@@ -10,7 +10,7 @@ use tribute_core::tracking::{Conversion, ConversionStatus};
 use crate::{from_ms, on_unique, to_ms, Context, Page, Result, Store, StoreError};
 
 const COLUMNS: &str = "id, program_id, external_id, idempotency_key, person_id, status, \
-     value_minor, currency, products, click_id, coupon, occurred_at, received_at, attribution";
+     value_minor, currency, products, click_id, coupon, occurred_at, received_at, attribution, request_hash";
 
 #[derive(FromRow)]
 struct ConversionRow {
@@ -28,6 +28,7 @@ struct ConversionRow {
     occurred_at: i64,
     received_at: i64,
     attribution: String,
+    request_hash: Option<String>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -60,6 +61,7 @@ impl TryFrom<ConversionRow> for Conversion {
             received_at: from_ms(r.received_at)?,
             attribution: serde_json::from_str(&r.attribution)
                 .map_err(|e| corrupt("attribution", e))?,
+            request_hash: r.request_hash,
         })
     }
 }
@@ -90,17 +92,27 @@ pub struct ConversionFilter {
 
 impl Store {
     /// Write a conversion and its partners' exact parts in one transaction.
+    pub async fn insert_conversion(&self, c: &Conversion) -> Result<()> {
+        self.insert_conversion_superseding(c, &[]).await
+    }
+
+    /// [`Store::insert_conversion`], and in the same transaction the browser reports of the same order named in `supersedes` (external
+    /// ids) that are still pending become `superseded` in that transaction.
     ///
     /// A second conversion with the same external id or idempotency key is
     /// refused with `Conflict`; the caller answers with the first one.
-    pub async fn insert_conversion(&self, c: &Conversion) -> Result<()> {
+    pub async fn insert_conversion_superseding(
+        &self,
+        c: &Conversion,
+        supersedes: &[String],
+    ) -> Result<()> {
         let attribution = serde_json::to_string(&c.attribution).expect("attribution serialises");
         let products = serde_json::to_string(&c.products).expect("products serialise");
         let mut tx = self.pool().begin().await.context("starting conversion")?;
         on_unique(
             sqlx::query(&format!(
                 "INSERT INTO conversions ({COLUMNS}) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
             ))
             .bind(c.id.as_str())
             .bind(c.program_id.as_str())
@@ -116,6 +128,7 @@ impl Store {
             .bind(to_ms(c.occurred_at))
             .bind(to_ms(c.received_at))
             .bind(attribution)
+            .bind(c.request_hash.as_deref())
             .execute(&mut *tx)
             .await,
             "external_id",
@@ -143,6 +156,17 @@ impl Store {
             .execute(&mut *tx)
             .await
             .context("inserting credit")?;
+        }
+        for external_id in supersedes {
+            sqlx::query(
+                "UPDATE conversions SET status = 'superseded' \
+                 WHERE program_id = $1 AND external_id = $2 AND status = 'pending'",
+            )
+            .bind(c.program_id.as_str())
+            .bind(external_id)
+            .execute(&mut *tx)
+            .await
+            .context("superseding a browser report")?;
         }
         tx.commit().await.context("committing conversion")?;
         Ok(())

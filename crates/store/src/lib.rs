@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
 
 pub use attribution::{ConversionJourney, StoredFit};
 pub use clicks::{MetricsBySource, PartnerMetrics};
@@ -170,6 +170,25 @@ impl Store {
                 Backend::Postgres => 16,
             })
             .acquire_timeout(Duration::from_secs(30))
+            // A request future can be dropped at any await point. sqlx rolls a
+            // dropped `Transaction` back, but a future dropped *inside*
+            // `begin_with("BEGIN IMMEDIATE")` (after the BEGIN ran, before the
+            // `Transaction` existed) leaves the connection in an open
+            // transaction that nobody will ever end: every later `begin`
+            // fails ("non-zero transaction depth") and on SQLite it holds the
+            // write lock. So a connection coming back is first flushed (the
+            // ping runs after every command still queued on it, rollbacks
+            // included) and closed, not pooled, if it is still inside a
+            // transaction. Closing a connection rolls its transaction back.
+            .after_release(|conn, _meta| {
+                Box::pin(async move {
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
+            // The same check on the way out, for a connection that went back
+            // some other way (cheap: no round trip).
+            .before_acquire(|conn, _meta| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -28,12 +28,14 @@ const SQLITE: &[Migration] = migrations!("sqlite":
     1 => "0001_foundation.sql",
     2 => "0002_tracking.sql",
     3 => "0003_fits.sql",
+    6 => "0006_conversion_reports.sql",
 );
 
 const POSTGRES: &[Migration] = migrations!("postgres":
     1 => "0001_foundation.sql",
     2 => "0002_tracking.sql",
     3 => "0003_fits.sql",
+    6 => "0006_conversion_reports.sql",
 );
 
 /// An arbitrary constant naming Tribute's migration lock.

@@ -17,7 +17,7 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
-fn in_ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
@@ -47,6 +47,41 @@ impl TestDb {
             store,
             url,
             cleanup: Cleanup::File(path),
+        }
+    }
+
+    /// A fresh SQLite file at `path` (e.g. on a small file system a test
+    /// fills up). The file is deleted by [`TestDb::destroy`].
+    pub async fn sqlite_at(path: PathBuf) -> Self {
+        let url = format!("sqlite://{}", path.display());
+        let store = Store::open(&url).await.expect("opening test sqlite");
+        Self {
+            store,
+            url,
+            cleanup: Cleanup::File(path),
+        }
+    }
+
+    /// A storage fault on PostgreSQL: every other connection to this
+    /// database is terminated by the server, as a restart or a failover
+    /// would. (No-op on SQLite.)
+    pub async fn kill_connections(&self) {
+        if let Cleanup::Database { admin_url, name } = &self.cleanup {
+            let admin = Store::connect(admin_url)
+                .await
+                .expect("connecting as admin");
+            admin
+                .pool()
+                .execute(
+                    format!(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                    )
+                    .as_str(),
+                )
+                .await
+                .expect("terminating connections");
+            admin.close().await;
         }
     }
 

@@ -10,10 +10,11 @@ use tribute_core::coupon::{Coupon, CouponCode};
 use tribute_core::ids::{CouponId, PartnerId};
 use tribute_core::FieldError;
 
-use super::programs::parse_program_id;
-use super::{owned_filter, List, Paging};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Auth};
+use super::{owned_filter, OwnedQuery};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, Auth};
+use crate::http::query::parse_program_id;
+use crate::http::{List, Paging, Query};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -82,9 +83,9 @@ async fn list(
     State(state): State<AppState>,
     auth: Auth,
     Paging(page): Paging,
-    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    Query(q): Query<OwnedQuery>,
 ) -> ApiResult<Json<List<Coupon>>> {
-    let filter = owned_filter(&auth, raw.as_deref())?;
+    let filter = owned_filter(&auth, q)?;
     let rows = state.store.coupons(&filter, page).await?;
     Ok(Json(List::from_overfetch(rows, page)))
 }

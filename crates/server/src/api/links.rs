@@ -11,10 +11,12 @@ use tribute_core::link::{Destination, Link, ShortCode, Utm};
 use tribute_core::partner::Partner;
 use tribute_core::FieldError;
 
-use super::partners::{parse_time, visible_partner};
-use super::{double_option, opt_label, owned_filter, List, Paging};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Auth};
+use super::partners::visible_partner;
+use super::{double_option, opt_label, owned_filter, OwnedQuery};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, Auth};
+use crate::http::query::parse_time;
+use crate::http::{List, Paging, Query};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -208,9 +210,9 @@ async fn list(
     State(state): State<AppState>,
     auth: Auth,
     Paging(page): Paging,
-    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    Query(q): Query<OwnedQuery>,
 ) -> ApiResult<Json<List<LinkView>>> {
-    let filter = owned_filter(&auth, raw.as_deref())?;
+    let filter = owned_filter(&auth, q)?;
     let rows = state.store.links(&filter, page).await?;
     let views = rows.into_iter().map(|l| LinkView::new(&state, l)).collect();
     Ok(Json(List::from_overfetch(views, page)))

@@ -4,17 +4,18 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tribute_core::ids::{PartnerId, ProgramId};
 use tribute_core::partner::{parse_label, Email, Partner, PartnerStatus, Slug};
 use tribute_core::FieldError;
 use tribute_store::{PartnerFilter, PartnerMetrics};
 
-use super::programs::parse_program_id;
-use super::{double_option, opt_label, List, Paging};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Auth};
+use super::{double_option, opt_label};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, Auth};
+use crate::http::query::parse_program_id;
+use crate::http::{List, Paging, Period, Query};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -60,7 +61,7 @@ struct ListQuery {
 
 /// Resolve a partner id from a path, as the caller may see it: another
 /// partner's id is "not found", exactly like an id that does not exist.
-pub(crate) async fn visible_partner(state: &AppState, auth: &Auth, id: &str) -> ApiResult<Partner> {
+pub(super) async fn visible_partner(state: &AppState, auth: &Auth, id: &str) -> ApiResult<Partner> {
     let id = PartnerId::parse(id).map_err(|_| ApiError::NotFound("partner"))?;
     if !auth.can_see(&id)? {
         return Err(ApiError::NotFound("partner"));
@@ -125,9 +126,8 @@ async fn list(
     State(state): State<AppState>,
     auth: Auth,
     Paging(page): Paging,
-    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<List<Partner>>> {
-    let q: ListQuery = super::serde_urlencoded_query(raw.as_deref())?;
     let filter = PartnerFilter {
         program_id: q.program_id.as_deref().map(parse_program_id).transpose()?,
         only: auth.partner_scope()?.map(|(own, _)| own.clone()),
@@ -184,43 +184,6 @@ async fn update(
     Ok(Json(p))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Period {
-    from: Option<String>,
-    to: Option<String>,
-}
-
-/// Parse a period bound: RFC 3339 (`2026-01-31T00:00:00Z`) or a date (`2026-01-31`, midnight UTC).
-pub(crate) fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>, FieldError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
-        .map_err(|_| FieldError::new(field, "must be an RFC 3339 time or a YYYY-MM-DD date"))
-}
-
-/// A reporting period `[from, to)` from optional query values: `to`
-/// defaults to now, `from` to 30 days before `to`; `from` after `to` is refused.
-pub(crate) fn parse_period(
-    from: Option<&str>,
-    to: Option<&str>,
-) -> Result<(DateTime<Utc>, DateTime<Utc>), FieldError> {
-    let to = to
-        .map(|s| parse_time("to", s))
-        .transpose()?
-        .unwrap_or_else(Utc::now);
-    let from = from
-        .map(|s| parse_time("from", s))
-        .transpose()?
-        .unwrap_or(to - Duration::days(30));
-    if from > to {
-        return Err(FieldError::new("from", "must not be after `to`"));
-    }
-    Ok((from, to))
-}
-
 #[derive(Serialize)]
 struct MetricsView {
     partner_id: PartnerId,
@@ -237,11 +200,9 @@ async fn metrics(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    query: axum::extract::RawQuery,
+    Period { from, to }: Period,
 ) -> ApiResult<Json<MetricsView>> {
     let partner = visible_partner(&state, &auth, &id).await?;
-    let q: Period = super::serde_urlencoded_query(query.0.as_deref())?;
-    let (from, to) = parse_period(q.from.as_deref(), q.to.as_deref())?;
     let metrics = state.store.partner_metrics(&partner.id, from, to).await?;
     Ok(Json(MetricsView {
         partner_id: partner.id,

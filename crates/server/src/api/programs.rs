@@ -12,9 +12,10 @@ use tribute_core::program::{AllowedDomain, Program, ProgramSettings};
 use tribute_core::tracking::TrackingSettings;
 use tribute_core::FieldError;
 
-use super::{List, Paging};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Auth};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, Auth};
+use crate::http::query::parse_program_id;
+use crate::http::{List, Paging};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -107,10 +108,6 @@ struct UpdateProgram {
 
 fn domains(list: &[String]) -> Result<Vec<AllowedDomain>, FieldError> {
     list.iter().map(|d| AllowedDomain::parse(d)).collect()
-}
-
-pub(crate) fn parse_program_id(id: &str) -> ApiResult<ProgramId> {
-    ProgramId::parse(id).map_err(|_| ApiError::NotFound("program"))
 }
 
 async fn load(state: &AppState, id: &str) -> ApiResult<Program> {

@@ -11,8 +11,8 @@ use serde_json::Value;
 use tribute_core::FieldError;
 
 use super::{ingest_program, EventInput, UnknownVia};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{field_of, parse_json, Auth};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{field_of, parse_json, Auth};
 use crate::AppState;
 
 /// Most events one request may carry.

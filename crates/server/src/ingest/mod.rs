@@ -6,28 +6,29 @@
 //! and committed before the request is answered.
 
 pub mod collect;
-pub mod conversions;
-pub mod events;
+mod conversions;
+mod events;
 pub mod postback;
 pub mod segment;
-pub mod writer;
 
 use axum::Router;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tribute_core::attribution::TouchKind;
 use tribute_core::identity::RawIdentifiers;
-use tribute_core::ids::{ClickId, EventId, PartnerId, ProgramId};
+use tribute_core::ids::{EventId, PartnerId, ProgramId};
 use tribute_core::partner::Slug;
 use tribute_core::program::Program;
+pub use tribute_core::tracking::parse_occurred_at;
 use tribute_core::tracking::{Event, EventType};
 use tribute_core::FieldError;
 use tribute_store::Principal;
 
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
+/// Ingestion's routes under `/api/v1` (events and conversions).
+pub fn api_router() -> Router<AppState> {
     Router::new()
         .merge(events::router())
         .merge(conversions::router())
@@ -75,34 +76,9 @@ pub async fn ingest_program(
         .ok_or_else(|| FieldError::new("program_id", "no such program").into())
 }
 
-/// When something happened: now if not given; never more than five minutes
-/// in the future (clock skew), never before 2000.
-pub fn parse_occurred_at(
-    field: &str,
-    v: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, FieldError> {
-    let Some(s) = v else { return Ok(now) };
-    let at = DateTime::parse_from_rfc3339(s)
-        .map_err(|_| FieldError::new(field, "must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z"))?
-        .with_timezone(&Utc);
-    if at > now + Duration::minutes(5) {
-        return Err(FieldError::new(field, "is in the future"));
-    }
-    if at.timestamp() < 946_684_800 {
-        return Err(FieldError::new(field, "is before the year 2000"));
-    }
-    Ok(at)
-}
-
-/// Check a click id's form (an unknown but well-formed id simply matches nothing).
+/// A click id's text, checked (see `tribute_core::tracking::parse_click_id`).
 pub fn parse_click_id(field: &str, v: Option<&str>) -> Result<Option<String>, FieldError> {
-    match v.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(s) => ClickId::parse(s)
-            .map(|c| Some(c.to_string()))
-            .map_err(|_| FieldError::new(field, "is not a click id (clk_…)")),
-    }
+    Ok(tribute_core::tracking::parse_click_id(field, v)?.map(|c| c.to_string()))
 }
 
 /// The partner a `?via=` value names: a partner slug of the program, or a

@@ -6,14 +6,24 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use tribute_core::conversion::{
+    conversion_value, parse_external_id, program_currency, reported_status, NewConversion,
+    Reporter, MAX_EXTERNAL_ID,
+};
+use tribute_core::coupon::CouponCode;
+use tribute_core::identity::RawIdentifiers;
 use tribute_core::ids::ProgramId;
-use tribute_core::tracking::parse_decimal_minor;
+use tribute_core::money::Currency;
+use tribute_core::program::Program;
+use tribute_core::tracking::{parse_click_id, parse_decimal_minor};
 use tribute_core::FieldError;
 
-use super::conversions::{record, ConversionInput, ConversionView};
-use crate::api::serde_urlencoded_query;
-use crate::error::{ApiError, ApiResult};
+use crate::http::conversion::{ConversionView, Viewer};
+use crate::http::query::parse_query;
+use crate::http::{ApiError, ApiResult};
+use crate::services::conversions::record;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -62,7 +72,7 @@ async fn handle(
     state: &AppState,
     q: Option<&str>,
 ) -> ApiResult<(StatusCode, Json<ConversionView>)> {
-    let q: PostbackQuery = serde_urlencoded_query(q)?;
+    let q: PostbackQuery = parse_query(q)?;
     let program_id = q
         .program_id
         .as_deref()
@@ -77,38 +87,56 @@ async fn handle(
     if !constant_time_eq(token.as_bytes(), tracking.1.as_bytes()) {
         return Err(ApiError::Unauthorized);
     }
-    let currency = q
-        .currency
-        .unwrap_or_else(|| program.settings.currency.to_string());
-    let exponent = tribute_core::money::Currency::parse(&currency)?.exponent();
-    let amount = q
-        .amount
-        .as_deref()
-        .ok_or_else(|| FieldError::new("amount", "is required"))?;
-    let value = parse_decimal_minor("amount", amount, exponent)?;
-    let input = ConversionInput {
-        external_id: q.order_id,
-        value,
-        currency,
-        status: q.status,
-        click_id: q.click_id,
-        coupon: q.coupon,
-        email: q.email,
-        ..ConversionInput::default()
-    };
-    // Errors name the postback's own parameters, not the conversion's fields.
-    let (view, _) = record(state, &program, input, None)
-        .await
-        .map_err(|e| match e {
-            ApiError::Invalid(f) if f.field == "value" => {
-                FieldError::new("amount", f.message).into()
-            }
-            ApiError::Invalid(f) if f.field == "external_id" => {
-                FieldError::new("order_id", f.message).into()
-            }
-            other => other,
-        })?;
+    let new = q.parse(&program, Utc::now())?;
+    let recorded = record(state, program.as_ref().clone(), new).await?;
+    let view = ConversionView::load(&state.store, recorded.conversion, &Viewer::Owner)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the server sees every conversion"))?;
     Ok((StatusCode::OK, Json(view)))
+}
+
+impl PostbackQuery {
+    /// Parse into a conversion of `program`, naming the postback's own
+    /// parameters (`amount`, `order_id`) in errors.
+    fn parse(self, program: &Program, now: DateTime<Utc>) -> Result<NewConversion, FieldError> {
+        let currency = match self.currency.as_deref() {
+            None => program.settings.currency,
+            Some(c) => {
+                program_currency("currency", Currency::parse(c)?, program.settings.currency)?
+            }
+        };
+        let amount = self
+            .amount
+            .as_deref()
+            .ok_or_else(|| FieldError::new("amount", "is required"))?;
+        let value = conversion_value(
+            "amount",
+            parse_decimal_minor("amount", amount, currency.exponent())?,
+            currency,
+        )?;
+        let coupon = match self.coupon.as_deref().filter(|c| !c.trim().is_empty()) {
+            Some(c) => Some(CouponCode::parse(c).map_err(|e| e.at("coupon"))?),
+            None => None,
+        };
+        Ok(NewConversion {
+            program_id: program.id.clone(),
+            reporter: Reporter::Server,
+            order_id: parse_external_id("order_id", self.order_id.as_deref(), MAX_EXTERNAL_ID)?,
+            idempotency_key: None,
+            value,
+            status: reported_status("status", Reporter::Server, self.status.as_deref())?,
+            ids: RawIdentifiers {
+                email: self.email,
+                ..RawIdentifiers::default()
+            }
+            .parse()?,
+            click_id: parse_click_id("click_id", self.click_id.as_deref())?,
+            coupon,
+            products: Vec::new(),
+            occurred_at: now,
+            fingerprint: None,
+        })
+    }
 }
 
 /// Compare secrets without leaking their common prefix through timing.

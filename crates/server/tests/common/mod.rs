@@ -76,7 +76,8 @@ pub async fn spawn_app() -> TestApp {
     app
 }
 
-async fn start(store: Store, backend: Backend) -> TestApp {
+/// Tribute on `store` (the caller owns the database).
+pub async fn start(store: Store, backend: Backend) -> TestApp {
     let config = ServerConfig {
         public_url: PUBLIC_URL.into(),
         ..Default::default()

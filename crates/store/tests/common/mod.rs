@@ -254,6 +254,7 @@ pub fn conversion(
         occurred_at: at,
         received_at: at,
         attribution,
+        request_hash: None,
     }
 }
 

@@ -5,20 +5,16 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use tribute_core::attribution::TouchKind;
-use tribute_core::coupon::CouponCode;
+use tribute_core::conversion::{reported_status, scrub_contact, Commerce, NewConversion, Reporter};
 use tribute_core::identity::{Identifiers, RawIdentifiers};
-use tribute_core::ids::{EventId, PartnerId};
+use tribute_core::ids::{ClickId, EventId, PartnerId};
 use tribute_core::link::CLICK_ID_PARAM;
-use tribute_core::money::Currency;
 use tribute_core::program::Program;
-use tribute_core::tracking::{
-    parse_decimal_minor, Event, EventType, Product, TrackMeaning, TrackingSettings,
-};
+use tribute_core::tracking::{Event, EventType, TrackMeaning, TrackingSettings};
 use tribute_core::FieldError;
 
 use super::message::{bad, id_text, parse_time, query_param, text_of, Kind, Located};
-use crate::error::ApiResult;
-use crate::ingest::conversions::ConversionInput;
+use crate::http::error::ApiResult;
 use crate::ingest::{parse_click_id, parse_occurred_at, resolve_via};
 use crate::AppState;
 
@@ -36,7 +32,9 @@ pub(super) struct Ctx<'a> {
     pub(super) settings: &'a TrackingSettings,
     pub(super) now: DateTime<Utc>,
     pub(super) events: Vec<Event>,
-    pub(super) conversions: Vec<ConversionInput>,
+    /// Who the write key says is reporting (a browser, or the owner's backend).
+    pub(super) reporter: Reporter,
+    pub(super) conversions: Vec<NewConversion>,
 }
 
 /// A value and the field of the message (Segment naming) it came from.
@@ -90,10 +88,7 @@ fn event_name(v: Option<String>, field: &str) -> Result<Option<String>, FieldErr
 /// Copy `map` without contact details in clear (unless the program keeps them).
 fn scrub(map: Option<Map<String, Value>>, keep_email: bool) -> Map<String, Value> {
     let mut map = map.unwrap_or_default();
-    if !keep_email {
-        map.remove("email");
-    }
-    map.remove("phone");
+    scrub_contact(&mut map, keep_email);
     map
 }
 
@@ -296,7 +291,7 @@ impl Ctx<'_> {
                     let input = self
                         .conversion(
                             m.properties.as_ref(),
-                            &ids,
+                            parsed.clone(),
                             click_id,
                             occurred_at,
                             message_id,
@@ -357,157 +352,39 @@ impl Ctx<'_> {
         })
     }
 
-    /// The conversion an `Order Completed` (or any mapped) track records.
+    /// The conversion an `Order Completed` (or any mapped) track records:
+    /// its order from the e-commerce properties (the mapper the snippet
+    /// uses too), its person from the message's identifiers.
     fn conversion(
         &self,
         props: Option<&Map<String, Value>>,
-        ids: &RawIds,
+        person: Identifiers,
         click_id: Option<String>,
         occurred_at: DateTime<Utc>,
         message_id: Option<String>,
-    ) -> Result<ConversionInput, FieldError> {
-        let currency = match text_of(props, "currency", "properties.currency")? {
-            None => self.program.settings.currency,
-            Some(c) => {
-                let c = Currency::parse(&c.to_ascii_uppercase())
-                    .map_err(|e| e.at("properties.currency"))?;
-                if c != self.program.settings.currency {
-                    return Err(FieldError::new(
-                        "properties.currency",
-                        format!(
-                            "is {c} but the program is in {} and no exchange rate is configured",
-                            self.program.settings.currency
-                        ),
-                    ));
-                }
-                c
-            }
-        };
-        let exponent = currency.exponent();
-        let products = self.products(props, exponent)?;
-        let value = match (
-            text_of(props, "revenue", "properties.revenue")?,
-            text_of(props, "total", "properties.total")?,
-        ) {
-            (Some(v), _) => parse_decimal_minor("properties.revenue", &v, exponent)?,
-            (None, Some(v)) => parse_decimal_minor("properties.total", &v, exponent)?,
-            // Neither: what the lines add up to.
-            (None, None) => products
-                .iter()
-                .try_fold(0i64, |sum, p| sum.checked_add(p.amount))
-                .ok_or_else(|| FieldError::new("properties.products", "amounts overflow"))?,
-        };
-        if value < 0 {
-            let field = if props.is_some_and(|p| p.contains_key("revenue")) {
-                "properties.revenue"
-            } else {
-                "properties.total"
-            };
-            return Err(FieldError::new(
-                field,
-                "must not be negative (refunds reverse a conversion)",
-            ));
-        }
-        let external_id = match text_of(props, "order_id", "properties.order_id")? {
-            Some(o) if o.len() > 200 => {
-                return Err(FieldError::new(
-                    "properties.order_id",
-                    "must be at most 200 characters",
-                ))
-            }
-            Some(o) => Some(o),
-            None => message_id,
-        };
-        let coupon = match props.and_then(|p| p.get("coupon")) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.trim().is_empty() => None,
-            Some(Value::String(s)) => Some(
-                CouponCode::parse(s)
-                    .map_err(|e| e.at("properties.coupon"))?
-                    .as_str()
-                    .to_owned(),
-            ),
-            Some(_) => return Err(FieldError::new("properties.coupon", "must be a string")),
-        };
-        let value_of = |s: &Sourced| s.as_ref().map(|(_, v)| v.clone());
-        Ok(ConversionInput {
-            external_id,
-            value,
-            currency: currency.to_string(),
+    ) -> Result<NewConversion, FieldError> {
+        let empty = Map::new();
+        let order =
+            Commerce::from_properties(props.unwrap_or(&empty), self.program.settings.currency)?;
+        Ok(NewConversion {
+            program_id: self.program.id.clone(),
+            reporter: self.reporter,
+            // Without an order id, the messageId makes a retry idempotent.
+            order_id: order.order_id.or(message_id),
+            idempotency_key: None,
+            value: order.value,
             // A write key may be public (analytics.js): the owner approves.
-            status: Some("pending".into()),
-            products,
-            anonymous_id: value_of(&ids.anonymous_id),
-            user_id: value_of(&ids.user_id),
-            email: value_of(&ids.email),
-            phone: value_of(&ids.phone),
-            click_id,
-            coupon,
-            occurred_at: Some(occurred_at.to_rfc3339()),
-            ..Default::default()
+            status: reported_status("properties.status", self.reporter, None)?,
+            ids: person,
+            click_id: click_id
+                .as_deref()
+                .map(ClickId::parse)
+                .transpose()
+                .map_err(|e| e.at("properties.tid"))?,
+            coupon: order.coupon,
+            products: order.products,
+            occurred_at,
+            fingerprint: None,
         })
-    }
-
-    /// `properties.products[]` (Segment's e-commerce spec) as conversion lines.
-    fn products(
-        &self,
-        props: Option<&Map<String, Value>>,
-        exponent: u8,
-    ) -> Result<Vec<Product>, FieldError> {
-        let items = match props.and_then(|p| p.get("products")) {
-            None | Some(Value::Null) => return Ok(Vec::new()),
-            Some(Value::Array(items)) => items,
-            Some(_) => return Err(FieldError::new("properties.products", "must be an array")),
-        };
-        let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let at = |f: &str| format!("properties.products[{i}].{f}");
-            let Value::Object(line) = item else {
-                return Err(FieldError::new(
-                    format!("properties.products[{i}]"),
-                    "must be an object",
-                ));
-            };
-            let line = Some(line);
-            let sku = match text_of(line, "sku", &at("sku"))? {
-                Some(s) => s,
-                None => text_of(line, "product_id", &at("product_id"))?.ok_or_else(|| {
-                    FieldError::new(at("sku"), "a product needs a sku or product_id")
-                })?,
-            };
-            let quantity = match line.and_then(|l| l.get("quantity")) {
-                None | Some(Value::Null) => 1,
-                Some(Value::Number(n)) => n
-                    .as_i64()
-                    .or_else(|| {
-                        n.as_f64()
-                            .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
-                            .map(|f| f as i64)
-                    })
-                    .ok_or_else(|| FieldError::new(at("quantity"), "must be a whole number"))?,
-                Some(Value::String(s)) => s
-                    .trim()
-                    .parse()
-                    .map_err(|_| FieldError::new(at("quantity"), "must be a whole number"))?,
-                Some(_) => return Err(FieldError::new(at("quantity"), "must be a whole number")),
-            };
-            let price = match text_of(line, "price", &at("price"))? {
-                None => 0,
-                Some(p) => parse_decimal_minor(&at("price"), &p, exponent)?,
-            };
-            let amount = price
-                .checked_mul(quantity)
-                .ok_or_else(|| FieldError::new(at("price"), "price × quantity is too large"))?;
-            let product = Product {
-                sku,
-                quantity,
-                amount,
-            };
-            product
-                .validate(i)
-                .map_err(|e| FieldError::new(format!("properties.{}", e.field), e.message))?;
-            out.push(product);
-        }
-        Ok(out)
     }
 }

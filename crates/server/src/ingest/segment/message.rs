@@ -11,8 +11,8 @@ use tribute_core::FieldError;
 use url::Url;
 
 use super::MAX_MESSAGE_BYTES;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::field_of;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::field_of;
 
 /// The kinds of message Segment defines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,14 +28,15 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use chrono::Utc;
 use serde_json::{json, Value};
+use tribute_core::conversion::Reporter;
 use tribute_core::program::Program;
 use tribute_store::Principal;
 
 use self::convert::Ctx;
 use self::message::{split, Endpoint, Kind};
-use super::conversions::record;
 use super::ingest_program;
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
+use crate::services::conversions::record;
 use crate::AppState;
 
 /// Largest message Segment accepts (one call, or one message of a batch).
@@ -142,6 +143,7 @@ async fn receive(
         program: &program,
         settings: &settings,
         now,
+        reporter: Reporter::Segment,
         events: Vec::new(),
         conversions: Vec::new(),
     };
@@ -162,8 +164,8 @@ async fn receive(
         conversions = conversions.len(),
         "segment messages accepted"
     );
-    for input in conversions {
-        record(&state, &program, input, None).await?;
+    for new in conversions {
+        record(&state, program.clone(), new).await?;
     }
     Ok(Json(json!({"success": true})))
 }

@@ -1,118 +1,31 @@
-//! Attribution in the server: the model a program attributes with (and the
-//! fit the data-driven models need), what-if previews, model comparison and
-//! fits over a chosen period.
+//! `/api/v1` attribution tools: what-if previews, model comparison and
+//! fits over a chosen period (the fit policy itself is `services::fit`).
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tribute_core::attribution::{attribute, fit, Attribution, Fit, ModelConfig, ModelKind};
+use tribute_core::attribution::{attribute, Attribution, Fit, ModelConfig, ModelKind};
 use tribute_core::ids::{ConversionId, ProgramId};
 use tribute_core::program::Program;
 use tribute_core::FieldError;
 use tribute_store::StoredFit;
 
-use crate::api::partners::parse_period;
-use crate::api::serde_urlencoded_query;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Auth};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, Auth};
+use crate::http::{Period, Query};
+use crate::services::fit::{fit_for, make_fit, program_model};
 use crate::AppState;
-
-/// The period a fit covers when none is chosen: the last 90 days.
-const DEFAULT_FIT_DAYS: i64 = 90;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/conversions/{id}/attribution", post(what_if))
         .route("/attribution/compare", get(compare))
         .route("/attribution/fits", post(create_fit).get(latest_fit))
-}
-
-/// A program's default model with its window.
-pub fn program_model(program: &Program) -> ApiResult<ModelConfig> {
-    let model = ModelKind::parse(&program.settings.default_model)?;
-    let window = u32::try_from(program.settings.window_days)
-        .map_err(|_| FieldError::new("window_days", "out of range"))?;
-    Ok(ModelConfig::new(model).with_window_days(window))
-}
-
-/// Fit `cfg`'s data-driven model over a program's journeys of `[from, to)`.
-pub async fn make_fit(
-    state: &AppState,
-    program: &ProgramId,
-    cfg: &ModelConfig,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> ApiResult<Option<StoredFit>> {
-    let journeys = state.store.journeys(program, from, to).await?;
-    let n = journeys.len() as i64;
-    let cfg = cfg.clone();
-    // Fitting is CPU work (a linear solve, subset sums): off the async threads.
-    let fitted = tokio::task::spawn_blocking(move || fit(&journeys, &cfg))
-        .await
-        .map_err(|e| anyhow::anyhow!("fit task failed: {e}"))??;
-    Ok(fitted.map(|f| StoredFit {
-        id: format!("fit_{}", tribute_core::ids::random_base62(20)),
-        model: f.model().as_str().to_owned(),
-        period_from: from,
-        period_to: to,
-        journeys: n,
-        fit: f,
-        created_at: Utc::now(),
-    }))
-}
-
-/// Fewest journeys a fit made on the fly must cover to be stored (and so
-/// reused): a fit of the first few journeys says little, and storing it
-/// would pin every later conversion to it.
-const MIN_JOURNEYS_TO_STORE: i64 = 100;
-
-/// A stored fit older than this is replaced by a fresh one on next use.
-const FIT_MAX_AGE_DAYS: i64 = 7;
-
-/// The fit to attribute with: the latest stored one while it is fresh; else
-/// one made now over the last 90 days, stored (when `store_new`) if it
-/// covers enough journeys to be worth reusing.
-pub async fn fit_for(
-    state: &AppState,
-    program: &ProgramId,
-    cfg: &ModelConfig,
-    store_new: bool,
-) -> ApiResult<Option<Fit>> {
-    if !cfg.model.is_data_driven() {
-        return Ok(None);
-    }
-    let now = Utc::now();
-    let latest = state.store.latest_fit(program, cfg.model.as_str()).await?;
-    if let Some(f) = &latest {
-        if now - f.created_at < Duration::days(FIT_MAX_AGE_DAYS) {
-            return Ok(Some(f.fit.clone()));
-        }
-    }
-    let Some(made) = make_fit(
-        state,
-        program,
-        cfg,
-        now - Duration::days(DEFAULT_FIT_DAYS),
-        now,
-    )
-    .await?
-    else {
-        return Ok(None);
-    };
-    if made.journeys < MIN_JOURNEYS_TO_STORE {
-        // Too little data for a new fit: an older stored one is better.
-        if let Some(f) = latest {
-            return Ok(Some(f.fit));
-        }
-    } else if store_new {
-        state.store.insert_fit(program, &made).await?;
-    }
-    Ok(Some(made.fit))
 }
 
 /// Options of a preview or comparison: `model`/`models`, `window_days`, `half_life_days`.
@@ -170,10 +83,9 @@ async fn what_if(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
+    Query(q): Query<ModelQuery>,
 ) -> ApiResult<Json<WhatIf>> {
     auth.require_admin()?;
-    let q: ModelQuery = serde_urlencoded_query(q.as_deref())?;
     let id = ConversionId::parse(&id).map_err(|_| ApiError::NotFound("conversion"))?;
     let conversion = state
         .store
@@ -264,12 +176,11 @@ async fn period_program(state: &AppState, program_id: Option<&str>) -> ApiResult
 async fn compare(
     State(state): State<AppState>,
     auth: Auth,
-    RawQuery(q): RawQuery,
+    Query(q): Query<CompareQuery>,
 ) -> ApiResult<Json<Comparison>> {
     auth.require_admin()?;
-    let q: CompareQuery = serde_urlencoded_query(q.as_deref())?;
     let program = period_program(&state, q.program_id.as_deref()).await?;
-    let (from, to) = parse_period(q.from.as_deref(), q.to.as_deref())?;
+    let Period { from, to } = Period::parse(q.from.as_deref(), q.to.as_deref())?;
     let names: Vec<String> = match q.models.as_deref() {
         None | Some("all") => ModelKind::ALL
             .iter()
@@ -397,7 +308,7 @@ async fn create_fit(
         cfg = cfg.with_markov_order(o);
         cfg.validate()?;
     }
-    let (from, to) = parse_period(body.from.as_deref(), body.to.as_deref())?;
+    let Period { from, to } = Period::parse(body.from.as_deref(), body.to.as_deref())?;
     let made = make_fit(&state, &program.id, &cfg, from, to)
         .await?
         .ok_or_else(|| FieldError::new("model", "is not data-driven"))?;
@@ -415,10 +326,9 @@ struct LatestFitQuery {
 async fn latest_fit(
     State(state): State<AppState>,
     auth: Auth,
-    RawQuery(q): RawQuery,
+    Query(q): Query<LatestFitQuery>,
 ) -> ApiResult<Json<FitView>> {
     auth.require_admin()?;
-    let q: LatestFitQuery = serde_urlencoded_query(q.as_deref())?;
     let program = period_program(&state, q.program_id.as_deref()).await?;
     let model = q
         .model

@@ -31,6 +31,9 @@ pub enum ApiError {
     Conflict { field: String, message: String },
     #[error("{message}")]
     TooLarge { message: String },
+    /// An `Idempotency-Key` already used by a different request.
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -55,6 +58,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -69,6 +73,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict { .. } => "conflict",
             Self::TooLarge { .. } => "too_large",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::Internal(_) => "internal",
         }
     }
@@ -78,6 +83,7 @@ impl ApiError {
             Self::BadRequest { field, .. } => field.as_deref(),
             Self::Invalid(e) => Some(&e.field),
             Self::Conflict { field, .. } => Some(field),
+            Self::IdempotencyKeyReused => Some("Idempotency-Key"),
             _ => None,
         }
     }

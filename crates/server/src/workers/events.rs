@@ -9,6 +9,8 @@ use tokio::sync::{mpsc, oneshot};
 use tribute_core::tracking::Event;
 use tribute_store::Store;
 
+use super::Worker;
+
 /// Most events one transaction takes.
 const MAX_GROUP: usize = 5_000;
 
@@ -20,9 +22,10 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    pub fn spawn(store: Store) -> Self {
+    /// Start the writer: the handle requests write through, and the worker.
+    pub fn spawn(store: Store) -> (Self, Worker) {
         let (tx, mut rx) = mpsc::channel::<(Vec<Event>, Reply)>(1_024);
-        tokio::spawn(async move {
+        let worker = Worker::spawn("event writer", async move {
             let mut pending: Vec<(Vec<Event>, Reply)> = Vec::new();
             while rx.recv_many(&mut pending, 256).await > 0 {
                 // Take more requests while the group is small: they share the commit.
@@ -54,7 +57,7 @@ impl EventWriter {
                 }
             }
         });
-        Self { tx }
+        (Self { tx }, worker)
     }
 
     /// Store events; returns the ids stored (repeats of an external id are not).

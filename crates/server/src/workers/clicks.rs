@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tribute_core::click::Click;
 use tribute_store::Store;
 
+use super::Worker;
 use crate::metrics::Counters;
 
 /// Most clicks one transaction commits.
@@ -49,28 +49,14 @@ impl ClickQueue {
     }
 }
 
-/// The writer task; `finish` waits until it has committed everything queued.
-pub struct ClickWriter {
-    handle: JoinHandle<()>,
-}
-
-impl ClickWriter {
-    /// Wait for the writer to drain the queue. Every `ClickQueue` clone must
-    /// be dropped first, or this waits for ever.
-    pub async fn finish(self) {
-        if let Err(e) = self.handle.await {
-            tracing::error!(error = %e, "click writer failed");
-        }
-    }
-}
-
+/// Start the click writer: the queue redirects feed, and the worker.
 pub fn spawn_writer(
     store: Store,
     capacity: usize,
     counters: Arc<Counters>,
-) -> (ClickQueue, ClickWriter) {
+) -> (ClickQueue, Worker) {
     let (tx, mut rx) = mpsc::channel::<Click>(capacity);
-    let handle = tokio::spawn(async move {
+    let worker = Worker::spawn("click writer", async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
             if batch.len() < MAX_BATCH && !rx.is_closed() {
@@ -91,7 +77,7 @@ pub fn spawn_writer(
             batch = back;
         }
     });
-    (ClickQueue { tx }, ClickWriter { handle })
+    (ClickQueue { tx }, worker)
 }
 
 /// Commit a batch, retrying transient failures (a busy database) with backoff.

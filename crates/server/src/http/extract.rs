@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 use tribute_core::ids::{PartnerId, ProgramId};
 use tribute_store::Principal;
 
-use crate::error::ApiError;
+use super::conversion::Viewer;
+use super::error::ApiError;
 use crate::AppState;
 
 /// A JSON body. Malformed JSON, a wrong type, a missing or unknown field is a
@@ -48,18 +49,24 @@ pub fn field_of(path: &str, message: &str) -> Option<String> {
 /// Parse `bytes` as JSON into `T`, with errors naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let message = inner.to_string();
-        // Strip serde's " at line 1 column 12" suffix: the field says where.
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_owned();
-        ApiError::bad_request(field_of(&path, &message), message)
-    })
+    serde_path_to_error::deserialize(de).map_err(path_error)
+}
+
+/// Read an already parsed JSON value into `T`, with errors naming the field.
+pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(path_error)
+}
+
+fn path_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ApiError {
+    let path = e.path().to_string();
+    let message = e.into_inner().to_string();
+    // Strip serde's " at line 1 column 12" suffix: the field says where.
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_owned();
+    ApiError::bad_request(field_of(&path, &message), message)
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
@@ -96,6 +103,24 @@ impl Auth {
             } => Ok(Some((partner_id, program_id))),
             Principal::Ingest { .. } => Err(ApiError::Forbidden),
         }
+    }
+
+    /// Who may write conversions through the API: admins and the owner's
+    /// backend (an ingest key). Partner keys get 403.
+    pub fn conversion_writer(&self) -> Result<Viewer, ApiError> {
+        match &self.0 {
+            Principal::Admin | Principal::Ingest { .. } => Ok(Viewer::Owner),
+            Principal::Partner { .. } => Err(ApiError::Forbidden),
+        }
+    }
+
+    /// Who reads conversions: admins all, a partner its own part; ingest
+    /// keys may not read (403).
+    pub fn conversion_reader(&self) -> Result<Viewer, ApiError> {
+        Ok(match self.partner_scope()? {
+            None => Viewer::Owner,
+            Some((own, _)) => Viewer::Partner(own.clone()),
+        })
     }
 
     /// A record looked up for this caller: missing, or another partner's,

@@ -1,0 +1,143 @@
+//! How a conversion is shown, by who is asking: an admin, or the owner's
+//! backend that reported it (a secret ingest key), sees everything, its
+//! attribution explained; a partner sees only its own part, and no other
+//! partner's identifiers (their coupon, their click).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tribute_core::attribution::Attribution;
+use tribute_core::ids::{ConversionId, PartnerId};
+use tribute_core::money::Currency;
+use tribute_core::tracking::{Conversion, ConversionStatus, Product};
+use tribute_store::{Credit, Store};
+
+use super::error::ApiResult;
+
+/// Who a conversion is shown to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Viewer {
+    /// An admin, or the owner's backend (a secret ingest key).
+    Owner,
+    Partner(PartnerId),
+}
+
+/// A partner's part of a conversion, as the API shows it.
+#[derive(Debug, Serialize, Clone, PartialEq)]
+pub struct PartnerPart {
+    pub partner_id: String,
+    pub slug: String,
+    /// Exact share as a fraction `weight/weight_total`.
+    pub share: String,
+    /// The same share as a number, for display.
+    pub share_ratio: f64,
+    pub amount: i64,
+}
+
+#[derive(Debug, Serialize, Clone, PartialEq)]
+pub struct ConversionView {
+    pub id: ConversionId,
+    pub program_id: String,
+    pub external_id: Option<String>,
+    pub status: ConversionStatus,
+    pub value: i64,
+    pub currency: Currency,
+    pub products: Vec<Product>,
+    pub click_id: Option<String>,
+    pub coupon: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub partners: Vec<PartnerPart>,
+    /// Model, window, touches counted and excluded: admins only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
+fn part(cr: Credit) -> PartnerPart {
+    let w: f64 = cr.weight.parse().unwrap_or(0.0);
+    let t: f64 = cr.weight_total.parse().unwrap_or(1.0);
+    PartnerPart {
+        share: format!("{}/{}", cr.weight, cr.weight_total),
+        share_ratio: if t > 0.0 { w / t } else { 0.0 },
+        partner_id: cr.partner_id,
+        slug: cr.slug,
+        amount: cr.amount_minor,
+    }
+}
+
+impl ConversionView {
+    /// The view of `c` with its `credits` for `viewer`. For a partner,
+    /// `own_coupon` and `own_click` say whether the conversion's coupon and
+    /// click are the partner's own (otherwise they are another partner's
+    /// identifiers and are left out). `None` when a partner has no part.
+    pub fn new(
+        c: Conversion,
+        credits: Vec<Credit>,
+        viewer: &Viewer,
+        own_coupon: bool,
+        own_click: bool,
+    ) -> Option<Self> {
+        let partners: Vec<PartnerPart> = credits
+            .into_iter()
+            .filter(|cr| match viewer {
+                Viewer::Partner(p) => p.as_str() == cr.partner_id,
+                _ => true,
+            })
+            .map(part)
+            .collect();
+        let partner = matches!(viewer, Viewer::Partner(_));
+        if partner && partners.is_empty() {
+            return None;
+        }
+        let admin = *viewer == Viewer::Owner;
+        Some(Self {
+            id: c.id,
+            program_id: c.program_id.to_string(),
+            external_id: c.external_id,
+            status: c.status,
+            value: c.value.minor,
+            currency: c.value.currency,
+            products: c.products,
+            click_id: c.click_id.filter(|_| !partner || own_click),
+            coupon: c.coupon.filter(|_| !partner || own_coupon),
+            occurred_at: c.occurred_at,
+            received_at: c.received_at,
+            partners,
+            summary: admin.then(|| c.attribution.summary()),
+            attribution: admin.then_some(c.attribution),
+        })
+    }
+
+    /// Load `c`'s credits and show it to `viewer` (`None`: not theirs).
+    pub async fn load(store: &Store, c: Conversion, viewer: &Viewer) -> ApiResult<Option<Self>> {
+        let credits = store.conversion_credits(&c.id).await?;
+        let (own_coupon, own_click) = ownership(store, &c, viewer).await?;
+        Ok(Self::new(c, credits, viewer, own_coupon, own_click))
+    }
+}
+
+/// Whether `c`'s coupon and click belong to the partner viewing it.
+pub async fn ownership(store: &Store, c: &Conversion, viewer: &Viewer) -> ApiResult<(bool, bool)> {
+    let Viewer::Partner(me) = viewer else {
+        return Ok((true, true));
+    };
+    let own_coupon = match c.coupon.as_deref() {
+        None => false,
+        Some(code) => match tribute_core::coupon::CouponCode::parse(code) {
+            Ok(code) => store
+                .coupon_by_code(&c.program_id, &code)
+                .await?
+                .is_some_and(|k| &k.partner_id == me),
+            Err(_) => false,
+        },
+    };
+    let own_click = match c.click_id.as_deref() {
+        None => false,
+        Some(id) => match tribute_core::ids::ClickId::parse(id) {
+            Ok(id) => store.click(&id).await?.is_some_and(|k| &k.partner_id == me),
+            Err(_) => false,
+        },
+    };
+    Ok((own_coupon, own_click))
+}

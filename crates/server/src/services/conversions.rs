@@ -1,0 +1,163 @@
+//! Recording a conversion: every way in (the API, postbacks, Segment, the
+//! snippet) hands a parsed [`NewConversion`] to [`record`], which finds the
+//! person and their touches, attributes with the program's model, and
+//! commits the conversion with its credits before anyone is answered.
+//!
+//! Money-path work must finish once started: a client that hangs up drops
+//! its request future at whatever `.await` it had reached, so the work runs
+//! on a task of its own and the request only waits for it.
+
+use chrono::{SubsecRound, Utc};
+use tribute_core::attribution::{attribute, TouchKind};
+use tribute_core::conversion::{NewConversion, Reporter};
+use tribute_core::identity::click_key;
+use tribute_core::ids::ConversionId;
+use tribute_core::program::Program;
+use tribute_core::tracking::{Conversion, ConversionStatus};
+use tribute_store::{NewTouch, StoreError};
+
+use super::fit::{fit_for, program_model};
+use crate::http::{ApiError, ApiResult};
+use crate::AppState;
+
+/// A recorded conversion, and whether the request was a retry of an
+/// earlier one (then `conversion` is the first one's).
+#[derive(Debug)]
+pub struct Recorded {
+    pub conversion: Conversion,
+    pub replayed: bool,
+}
+
+/// Record `new` for `program`, to completion even if the caller goes away.
+pub async fn record(state: &AppState, program: Program, new: NewConversion) -> ApiResult<Recorded> {
+    let state = state.clone();
+    tokio::spawn(async move { record_now(&state, &program, new).await })
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("recording task failed: {e}")))?
+}
+
+/// The conversion a retry of `new` finds, if any: same order id or same
+/// idempotency key. The same idempotency key with a different request is
+/// refused (`idempotency_key_reused`), as Stripe does.
+async fn earlier(state: &AppState, new: &NewConversion) -> ApiResult<Option<Conversion>> {
+    let key = new.stored_idempotency_key();
+    let Some(first) = state
+        .store
+        .conversion_by_keys(
+            &new.program_id,
+            new.external_id().as_deref(),
+            key.as_deref(),
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let same_key = key.is_some() && first.idempotency_key == key;
+    if same_key && new.fingerprint.is_some() && first.request_hash != new.fingerprint {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    Ok(Some(first))
+}
+
+async fn record_now(
+    state: &AppState,
+    program: &Program,
+    new: NewConversion,
+) -> ApiResult<Recorded> {
+    if let Some(first) = earlier(state, &new).await? {
+        return Ok(Recorded {
+            conversion: first,
+            replayed: true,
+        });
+    }
+    // Times are stored to the millisecond: the first answer must show what a
+    // replay will read back, or the two bodies differ.
+    let now = Utc::now().trunc_subsecs(3);
+    let occurred_at = new.occurred_at.trunc_subsecs(3);
+    let id = ConversionId::generate();
+    let external_id = new.external_id();
+    let idempotency_key = new.stored_idempotency_key();
+    // A retried request must not leave a second coupon touch: its id derives
+    // from what makes the request idempotent.
+    let touch_key = external_id
+        .clone()
+        .or_else(|| idempotency_key.clone())
+        .unwrap_or_else(|| id.to_string());
+    let mut extra = Vec::new();
+    if let Some(code) = &new.coupon {
+        if let Some(c) = state.store.coupon_by_code(&program.id, code).await? {
+            extra.push(NewTouch {
+                id: format!("coupon:{}:{touch_key}", program.id),
+                partner_id: c.partner_id,
+                kind: TouchKind::Coupon,
+                at: occurred_at,
+                is_bot: false,
+            });
+        }
+    }
+    // A browser's report of an order the owner's backend already reported
+    // is kept as evidence, but the server's conversion is the one that counts.
+    let mut status = new.status;
+    if new.reporter != Reporter::Server {
+        if let Some(order) = &new.order_id {
+            let server = state
+                .store
+                .conversion_by_keys(&program.id, Some(order), None)
+                .await?;
+            if server.is_some() {
+                status = ConversionStatus::Superseded;
+            }
+        }
+    }
+    let cfg = program_model(program)?;
+    let fit = fit_for(state, &program.id, &cfg, true).await?;
+    let click_id = new.click_id.as_ref().map(|c| c.to_string());
+    let mut keys = Vec::new();
+    if let Some(c) = &click_id {
+        keys.push(click_key(c));
+    }
+    keys.extend(new.ids.keys());
+    let (person, touches) = state
+        .store
+        .resolve_journey(&program.id, keys, click_id.as_deref(), extra)
+        .await?;
+    let attribution = attribute(&touches, occurred_at, &cfg, fit.as_ref())?;
+    let conversion = Conversion {
+        id,
+        program_id: program.id.clone(),
+        external_id,
+        idempotency_key,
+        person_id: Some(person),
+        status,
+        value: new.value,
+        products: new.products.clone(),
+        click_id,
+        coupon: new.coupon.as_ref().map(|c| c.as_str().to_owned()),
+        occurred_at,
+        received_at: now,
+        attribution,
+        request_hash: new.fingerprint.clone(),
+    };
+    let supersedes = new.browser_reports();
+    match state
+        .store
+        .insert_conversion_superseding(&conversion, &supersedes)
+        .await
+    {
+        Ok(()) => Ok(Recorded {
+            conversion,
+            replayed: false,
+        }),
+        // Another request with the same key committed first: answer with it.
+        Err(StoreError::Conflict { .. }) => {
+            let first = earlier(state, &new)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("conflicting conversion vanished"))?;
+            Ok(Recorded {
+                conversion: first,
+                replayed: true,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,12 @@
+-- Who may claim an order, and what a retry is.
+--
+-- request_hash: a digest of the request that created a conversion, so a
+-- later request reusing its Idempotency-Key with a different body is told
+-- apart from a retry (and refused, as Stripe does) instead of silently
+-- answered with the first result.
+--
+-- Browser reports (the snippet, Segment with a publishable key) keep their
+-- order ids in their own namespace (`snippet:…`, `segment:…`); when the
+-- owner's backend reports the same order, the browser's pending conversion
+-- becomes `superseded`. The index finds those reports by order.
+ALTER TABLE conversions ADD COLUMN request_hash TEXT;
