@@ -141,7 +141,7 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .context("loading conversions to compare")?;
-        let touches = crate::tracking::touches_of_converted(self, program, from, to).await?;
+        let touches = crate::touches::touches_of_converted(self, program, from, to).await?;
         let mut by_person: BTreeMap<PersonId, Vec<Touch>> = BTreeMap::new();
         for (person, touch) in touches {
             by_person.entry(person).or_default().push(touch);

@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
 use tribute_core::click::{epoch_day, Click, ClickCounts};
-use tribute_core::ids::{ClickId, PartnerId};
+use tribute_core::ids::PartnerId;
 
-use crate::rows::{ua_id, ClickRow, CLICK_COLUMNS, CLICK_FROM};
+use crate::rows::ua_id;
 use crate::{to_ms, BoxFuture, Context, Result, Store};
 
 /// Rows per multi-row INSERT on the sqlx path (PostgreSQL): sqlx's cost per
@@ -128,52 +128,6 @@ impl Store {
         }
         tx.commit().await.context("committing click batch")?;
         Ok(())
-    }
-
-    #[tracing::instrument(skip(self))]
-    pub async fn click(&self, id: &ClickId) -> Result<Option<Click>> {
-        sqlx::query_as::<_, ClickRow>(&format!(
-            "SELECT {CLICK_COLUMNS} FROM {CLICK_FROM} WHERE c.id = $1"
-        ))
-        .bind(id.as_str())
-        .fetch_optional(self.pool())
-        .await
-        .context("loading click")?
-        .map(Click::try_from)
-        .transpose()
-    }
-
-    /// A partner's clicks in `[from, to)`, newest first, at most `limit`.
-    #[tracing::instrument(skip(self))]
-    pub async fn partner_clicks(
-        &self,
-        partner: &PartnerId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<Click>> {
-        sqlx::query_as::<_, ClickRow>(&format!(
-            "SELECT {CLICK_COLUMNS} FROM {CLICK_FROM} WHERE c.partner_id = $1 AND c.at >= $2 AND c.at < $3 \
-             ORDER BY c.at DESC, c.id LIMIT $4"
-        ))
-        .bind(partner.as_str())
-        .bind(to_ms(from))
-        .bind(to_ms(to))
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
-        .context("listing clicks")?
-        .into_iter()
-        .map(Click::try_from)
-        .collect()
-    }
-
-    /// Every click recorded, bots included (for benchmarks and checks).
-    pub async fn count_clicks(&self) -> Result<i64> {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM clicks")
-            .fetch_one(self.pool())
-            .await
-            .context("counting clicks")
     }
 
     /// Click metrics of a partner in `[from, to)`, by link source.

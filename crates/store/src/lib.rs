@@ -13,22 +13,27 @@
 mod attribution;
 mod clicks;
 mod conversions;
+mod events;
 mod fastsqlite;
+mod identity;
 mod keys;
 mod links;
 mod migrate;
 mod partners;
 mod programs;
 mod rows;
+mod sql;
+#[cfg(feature = "test-support")]
 pub mod testing;
-mod tracking;
+mod touches;
+mod tracking_settings;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Connection, Executor};
+use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 
 pub use attribution::{ConversionJourney, StoredFit};
 pub use clicks::{MetricsBySource, PartnerMetrics};
@@ -36,7 +41,8 @@ pub use conversions::{ConversionFilter, Credit};
 pub use keys::{ApiKey, Principal};
 pub use links::OwnedFilter;
 pub use partners::PartnerFilter;
-pub use tracking::{IngestOutcome, NewTouch};
+pub use events::IngestOutcome;
+pub use touches::NewTouch;
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +131,11 @@ pub struct Store {
     backend: Backend,
     /// SQLite only: the native fast path for click and event batches.
     fast: Option<fastsqlite::FastSqlite>,
+}
+
+/// A value read back that no longer parses, reported as corrupt with what it was.
+pub(crate) fn corrupt(what: &str) -> impl FnOnce(tribute_core::FieldError) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
 }
 
 /// Normalise a database URL: `sqlite://path`, `sqlite:path`, a bare path,
@@ -243,6 +254,19 @@ impl Store {
 
     pub(crate) fn fast(&self) -> Option<&fastsqlite::FastSqlite> {
         self.fast.as_ref()
+    }
+
+    /// A transaction that reads and then writes. On SQLite it takes the
+    /// write lock at once (`BEGIN IMMEDIATE`): a deferred transaction that
+    /// read first cannot upgrade once another connection has written, and
+    /// fails with "database is locked" instead of waiting its turn.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> std::result::Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 }
 

@@ -3,21 +3,15 @@
 
 use sqlx::FromRow;
 use tribute_core::apikey::Scope;
-use tribute_core::click::Click;
 use tribute_core::coupon::{Coupon, CouponCode};
-use tribute_core::ids::{ApiKeyId, ClickId, CouponId, LinkId, PartnerId, ProgramId};
+use tribute_core::ids::{ApiKeyId, CouponId, LinkId, PartnerId, ProgramId};
 use tribute_core::link::{Link, ShortCode, Utm};
 use tribute_core::money::Currency;
 use tribute_core::partner::{Email, Partner, PartnerStatus, Slug};
 use tribute_core::program::{AllowedDomain, Program, ProgramSettings};
-use tribute_core::FieldError;
 
 use crate::keys::ApiKey;
-use crate::{from_ms, Result, StoreError};
-
-fn corrupt(what: &str) -> impl FnOnce(FieldError) -> StoreError + '_ {
-    move |e| StoreError::Corrupt(format!("{what}: {e}"))
-}
+use crate::{corrupt, from_ms, Result, StoreError};
 
 pub(crate) const PROGRAM_COLUMNS: &str = "id, name, currency, allowed_domains, default_model, \
      window_days, cookie_days, hold_days, created_at";
@@ -177,14 +171,6 @@ impl TryFrom<CouponRow> for Coupon {
     }
 }
 
-/// Columns of a click as read, its user agent joined from `user_agents`
-/// (`FROM clicks c LEFT JOIN user_agents u ON u.id = c.ua_id`).
-pub(crate) const CLICK_COLUMNS: &str = "c.id, c.program_id, c.link_id, c.partner_id, c.at, \
-     c.ip_truncated, c.ip_hash, c.visitor_hash, u.user_agent, c.referrer, c.source, c.is_bot";
-
-/// The table expression `CLICK_COLUMNS` reads from.
-pub(crate) const CLICK_FROM: &str = "clicks c LEFT JOIN user_agents u ON u.id = c.ua_id";
-
 /// The key of a user agent in `user_agents`: a fixed-key SipHash, the same
 /// on every node and in every version.
 pub(crate) fn ua_id(user_agent: &str) -> i64 {
@@ -192,42 +178,6 @@ pub(crate) fn ua_id(user_agent: &str) -> i64 {
     let mut h = siphasher::sip::SipHasher13::new_with_keys(0x7472_6962, 0x7561);
     h.write(user_agent.as_bytes());
     h.finish() as i64
-}
-
-#[derive(FromRow)]
-pub(crate) struct ClickRow {
-    id: String,
-    program_id: String,
-    link_id: String,
-    partner_id: String,
-    at: i64,
-    ip_truncated: String,
-    ip_hash: String,
-    visitor_hash: String,
-    user_agent: Option<String>,
-    referrer: Option<String>,
-    source: Option<String>,
-    is_bot: i64,
-}
-
-impl TryFrom<ClickRow> for Click {
-    type Error = StoreError;
-    fn try_from(r: ClickRow) -> Result<Self> {
-        Ok(Click {
-            id: ClickId::parse(&r.id).map_err(corrupt("click id"))?,
-            program_id: ProgramId::parse(&r.program_id).map_err(corrupt("click program"))?,
-            link_id: LinkId::parse(&r.link_id).map_err(corrupt("click link"))?,
-            partner_id: PartnerId::parse(&r.partner_id).map_err(corrupt("click partner"))?,
-            at: from_ms(r.at)?,
-            ip_truncated: r.ip_truncated,
-            ip_hash: r.ip_hash,
-            visitor_hash: r.visitor_hash,
-            user_agent: r.user_agent,
-            referrer: r.referrer,
-            source: r.source,
-            is_bot: r.is_bot != 0,
-        })
-    }
 }
 
 pub(crate) const KEY_COLUMNS: &str = "id, scope, partner_id, program_id, name, created_at";

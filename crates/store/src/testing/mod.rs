@@ -1,8 +1,11 @@
-//! Fresh databases for tests: a SQLite file, or a new PostgreSQL database
-//! on the local server (dropped afterwards).
+//! What tests need and production must not see (feature `test-support`):
+//! fresh databases (a SQLite file, or a new PostgreSQL database on the local
+//! server, dropped afterwards) and reads only tests make (`inspect.rs`).
 //!
 //! Without PostgreSQL a test run skips the PostgreSQL half with a visible
 //! message; with `CI=true` a missing PostgreSQL is a failure.
+
+mod inspect;
 
 use std::future::Future;
 use std::path::PathBuf;
