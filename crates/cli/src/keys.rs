@@ -2,10 +2,10 @@
 
 use chrono::Utc;
 use clap::Subcommand;
-use tribute_core::apikey::{NewKey, Scope};
+use tribute_core::apikey::{ApiKey, NewKey, Scope};
 use tribute_core::ids::{ApiKeyId, ProgramId};
 use tribute_core::partner::Slug;
-use tribute_store::{ApiKey, Page, Store};
+use tribute_store::{Page, Store};
 
 #[derive(Subcommand, Debug)]
 pub enum KeyCommand {

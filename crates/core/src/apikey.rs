@@ -1,9 +1,11 @@
-//! API keys: scopes, generation and the hash that is stored instead of the key.
+//! API keys: scopes, the keys themselves and who they authenticate,
+//! generation, and the hash that is stored instead of the key.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::ids::random_base62;
+use crate::ids::{random_base62, ApiKeyId, PartnerId, ProgramId};
 use crate::FieldError;
 
 /// What a key may do.
@@ -37,6 +39,49 @@ impl Scope {
             Self::Partner => "partner",
             Self::Ingest => "ingest",
         }
+    }
+}
+
+/// A stored key (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub scope: Scope,
+    /// For partner keys: the one partner the key may see.
+    pub partner_id: Option<PartnerId>,
+    /// For partner and ingest keys: the program the key belongs to.
+    pub program_id: Option<ProgramId>,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Who a request acts as, resolved from its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Admin,
+    Partner {
+        partner_id: PartnerId,
+        program_id: ProgramId,
+    },
+    Ingest {
+        program_id: Option<ProgramId>,
+    },
+}
+
+impl ApiKey {
+    /// Who the key acts as; `None` for a partner key that lost its partner
+    /// or program (such a key authenticates nobody).
+    pub fn principal(&self) -> Option<Principal> {
+        Some(match self.scope {
+            Scope::Admin => Principal::Admin,
+            Scope::Partner => Principal::Partner {
+                partner_id: self.partner_id.clone()?,
+                program_id: self.program_id.clone()?,
+            },
+            Scope::Ingest => Principal::Ingest {
+                program_id: self.program_id.clone(),
+            },
+        })
     }
 }
 

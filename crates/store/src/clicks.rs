@@ -6,7 +6,6 @@ use sqlx::FromRow;
 use tribute_core::click::{epoch_day, Click, ClickCounts};
 use tribute_core::ids::PartnerId;
 
-use crate::rows::ua_id;
 use crate::{to_ms, BoxFuture, Context, Result, Store};
 
 /// Rows per multi-row INSERT on the sqlx path (PostgreSQL): sqlx's cost per
@@ -172,4 +171,13 @@ impl Store {
         }
         Ok(metrics)
     }
+}
+
+/// The key of a user agent in `user_agents`: a fixed-key SipHash, the same
+/// on every node and in every version.
+pub(crate) fn ua_id(user_agent: &str) -> i64 {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x7472_6962, 0x7561);
+    h.write(user_agent.as_bytes());
+    h.finish() as i64
 }

@@ -17,8 +17,7 @@ use rusqlite::Connection;
 use tribute_core::click::{epoch_day, Click};
 use tribute_core::tracking::Event;
 
-use crate::rows::ua_id;
-
+use crate::clicks::ua_id;
 use crate::{to_ms, Result, StoreError};
 
 #[derive(Clone)]

@@ -1,53 +1,11 @@
 //! API keys: stored by hash, resolved to the principal they authenticate.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use tribute_core::apikey::{hash_token, Scope};
+use sqlx::FromRow;
+use tribute_core::apikey::{hash_token, ApiKey, Scope};
 use tribute_core::ids::{ApiKeyId, PartnerId, ProgramId};
 
-use crate::rows::{ApiKeyRow, KEY_COLUMNS};
-use crate::{to_ms, Context, Result, Store};
-
-/// A stored key (never its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ApiKey {
-    pub id: ApiKeyId,
-    pub scope: Scope,
-    /// For partner keys: the one partner the key may see.
-    pub partner_id: Option<PartnerId>,
-    /// For partner and ingest keys: the program the key belongs to.
-    pub program_id: Option<ProgramId>,
-    pub name: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// Who a request acts as, resolved from its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    Admin,
-    Partner {
-        partner_id: PartnerId,
-        program_id: ProgramId,
-    },
-    Ingest {
-        program_id: Option<ProgramId>,
-    },
-}
-
-impl ApiKey {
-    pub fn principal(&self) -> Option<Principal> {
-        Some(match self.scope {
-            Scope::Admin => Principal::Admin,
-            Scope::Partner => Principal::Partner {
-                partner_id: self.partner_id.clone()?,
-                program_id: self.program_id.clone()?,
-            },
-            Scope::Ingest => Principal::Ingest {
-                program_id: self.program_id.clone(),
-            },
-        })
-    }
-}
+use crate::{corrupt, from_ms, to_ms, Context, Result, Store, StoreError};
 
 impl Store {
     /// Store a key by the hash of its token.
@@ -117,5 +75,41 @@ impl Store {
             .fetch_one(self.pool())
             .await
             .context("loading secret")
+    }
+}
+
+const KEY_COLUMNS: &str = "id, scope, partner_id, program_id, name, created_at";
+
+#[derive(FromRow)]
+struct ApiKeyRow {
+    id: String,
+    scope: String,
+    partner_id: Option<String>,
+    program_id: Option<String>,
+    name: Option<String>,
+    created_at: i64,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = StoreError;
+    fn try_from(r: ApiKeyRow) -> Result<Self> {
+        Ok(ApiKey {
+            id: ApiKeyId::parse(&r.id).map_err(corrupt("key id"))?,
+            scope: Scope::parse(&r.scope).map_err(corrupt("key scope"))?,
+            partner_id: r
+                .partner_id
+                .as_deref()
+                .map(PartnerId::parse)
+                .transpose()
+                .map_err(corrupt("key partner"))?,
+            program_id: r
+                .program_id
+                .as_deref()
+                .map(ProgramId::parse)
+                .transpose()
+                .map_err(corrupt("key program"))?,
+            name: r.name,
+            created_at: from_ms(r.created_at)?,
+        })
     }
 }

@@ -7,8 +7,9 @@
 //! migrations, and `tests/conformance.rs` runs every behaviour against both,
 //! which is what keeps "one behaviour" true rather than hoped for.
 //!
-//! Rows are read through backend-neutral row structs (`rows.rs`) and turned
-//! into `tribute_core` values there; nothing outside this crate sees SQL.
+//! Rows are read through backend-neutral row structs, each beside the
+//! queries that read it, and turned into `tribute_core` values there;
+//! nothing outside this crate sees SQL.
 
 mod attribution;
 mod clicks;
@@ -21,7 +22,6 @@ mod links;
 mod migrate;
 mod partners;
 mod programs;
-mod rows;
 mod sql;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -38,7 +38,6 @@ use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 pub use attribution::{ConversionJourney, StoredFit};
 pub use clicks::{MetricsBySource, PartnerMetrics};
 pub use conversions::{ConversionFilter, Credit};
-pub use keys::{ApiKey, Principal};
 pub use links::OwnedFilter;
 pub use partners::PartnerFilter;
 pub use events::IngestOutcome;

@@ -7,14 +7,14 @@
 mod common;
 
 use chrono::{DateTime, Duration, Utc};
-use tribute_core::apikey::{NewKey, Scope};
+use tribute_core::apikey::{ApiKey, NewKey, Principal, Scope};
 use tribute_core::click::Click;
 use tribute_core::coupon::{Coupon, CouponCode};
 use tribute_core::ids::{ApiKeyId, ClickId, CouponId, LinkId, PartnerId};
 use tribute_core::link::{Link, ShortCode, Utm};
 use tribute_core::partner::{Partner, PartnerStatus, Slug};
 use tribute_core::program::{AllowedDomain, Program};
-use tribute_store::{ApiKey, OwnedFilter, Page, PartnerFilter, Principal, Store, StoreError};
+use tribute_store::{OwnedFilter, Page, PartnerFilter, Store, StoreError};
 
 use common::{conformance, program_at, t0};
 

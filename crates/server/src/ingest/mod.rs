@@ -14,6 +14,7 @@ pub mod segment;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use tribute_core::apikey::Principal;
 use tribute_core::attribution::TouchKind;
 use tribute_core::identity::RawIdentifiers;
 use tribute_core::ids::{EventId, PartnerId, ProgramId};
@@ -22,7 +23,6 @@ use tribute_core::program::Program;
 pub use tribute_core::tracking::parse_occurred_at;
 use tribute_core::tracking::{Event, EventType};
 use tribute_core::FieldError;
-use tribute_store::Principal;
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::AppState;

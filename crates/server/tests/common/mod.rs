@@ -19,12 +19,12 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tribute_core::apikey::{NewKey, Scope};
+use tribute_core::apikey::{ApiKey, NewKey, Scope};
 use tribute_core::click::Click;
 use tribute_core::ids::{ApiKeyId, ClickId, PartnerId, ProgramId};
 use tribute_server::{App, ServerConfig};
 use tribute_store::testing::TestDb;
-use tribute_store::{ApiKey, Backend, Store};
+use tribute_store::{Backend, Store};
 use url::Url;
 
 pub mod shop;

@@ -28,9 +28,9 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use chrono::Utc;
 use serde_json::{json, Value};
+use tribute_core::apikey::Principal;
 use tribute_core::conversion::Reporter;
 use tribute_core::program::Program;
-use tribute_store::Principal;
 
 use self::convert::Ctx;
 use self::message::{split, Endpoint, Kind};
