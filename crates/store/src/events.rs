@@ -12,11 +12,8 @@ use std::collections::BTreeSet;
 use sqlx::{Any, Transaction};
 use tribute_core::tracking::Event;
 
-use crate::sql::placeholders;
+use crate::sql::{multi_row_insert, Params, INSERT_ROWS};
 use crate::{to_ms, BoxFuture, Context, Result, Store};
-
-/// Rows per multi-row INSERT of events (15 parameters each).
-const EVENT_ROWS: usize = 20;
 
 /// What a batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,10 +35,10 @@ impl Store {
             // lead per partner and person), so a batch retried after a crash
             // between SQLite's two transactions below completes its work.
             let linking: Vec<&Event> = events.iter().filter(|e| e.links_identity()).collect();
-            if let Some(fast) = self.fast() {
-                // SQLite: events through the native fast path, then the
+            if let Some(batch) = self.sqlite_batch() {
+                // SQLite: events through the native batch writer, then the
                 // (few) linking events through sqlx in a second transaction.
-                let inserted = fast.insert_events(events.to_vec()).await?;
+                let inserted = batch.insert_events(events.to_vec()).await?;
                 if !linking.is_empty() {
                     let mut tx = self.begin_write().await.context("starting stitching")?;
                     self.stitch_events(&mut tx, &linking).await?;
@@ -58,27 +55,44 @@ impl Store {
     }
 }
 
+/// The columns an event is written with, in the order both writers (this
+/// one and SQLite's batch writer) bind them.
+pub(crate) const EVENT_COLUMNS: [&str; 15] = [
+    "id",
+    "program_id",
+    "external_id",
+    "type",
+    "name",
+    "anonymous_id",
+    "user_id",
+    "email_hash",
+    "customer_id",
+    "phone_hash",
+    "click_id",
+    "partner_id",
+    "occurred_at",
+    "received_at",
+    "properties",
+];
+
+/// A repeated external id is skipped; RETURNING names the rows written.
+pub(crate) const EVENT_CONFLICT: &str =
+    "ON CONFLICT (program_id, external_id) DO NOTHING RETURNING id";
+
 /// Insert events, skipping repeats of an external id; returns the ids inserted.
 async fn insert_events(
     tx: &mut Transaction<'static, Any>,
     events: &[Event],
 ) -> Result<BTreeSet<String>> {
     let mut inserted = BTreeSet::new();
-    for chunk in events.chunks(EVENT_ROWS) {
-        let mut sql = String::from(
-            "INSERT INTO events (id, program_id, external_id, type, name, anonymous_id, user_id, \
-             email_hash, customer_id, phone_hash, click_id, partner_id, occurred_at, received_at, \
-             properties) VALUES ",
+    for chunk in events.chunks(INSERT_ROWS) {
+        let sql = multi_row_insert(
+            "events",
+            &EVENT_COLUMNS,
+            chunk.len(),
+            EVENT_CONFLICT,
+            Params::Numbered,
         );
-        for r in 0..chunk.len() {
-            if r > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            sql.push_str(&placeholders(r * 15 + 1, 15));
-            sql.push(')');
-        }
-        sql.push_str(" ON CONFLICT (program_id, external_id) DO NOTHING RETURNING id");
         let mut q = sqlx::query_scalar::<_, String>(&sql);
         for e in chunk {
             q = q

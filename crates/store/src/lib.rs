@@ -15,7 +15,6 @@ mod attribution;
 mod clicks;
 mod conversions;
 mod events;
-mod fastsqlite;
 mod identity;
 mod keys;
 mod links;
@@ -23,6 +22,7 @@ mod migrate;
 mod partners;
 mod programs;
 mod sql;
+mod sqlite_batch;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod touches;
@@ -65,8 +65,21 @@ pub enum StoreError {
     /// hand-edited row, reported rather than papered over.
     #[error("corrupt row: {0}")]
     Corrupt(String),
-    #[error("database error: {0}")]
-    Native(String),
+    /// SQLite's batch writer (clicks, events) failed.
+    #[error("sqlite error while {context}")]
+    Sqlite {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The blocking thread of SQLite's batch writer failed (it panicked or
+    /// the runtime shut down): the batch it held is lost.
+    #[error("the batch writer's thread failed while {context}")]
+    WriterThread {
+        context: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
     #[error("database error while {context}")]
     Database {
         context: &'static str,
@@ -128,8 +141,8 @@ impl Default for Page {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite only: the native fast path for click and event batches.
-    fast: Option<fastsqlite::FastSqlite>,
+    /// SQLite only: the native batch writer for clicks and events.
+    sqlite_batch: Option<sqlite_batch::SqliteBatchWriter>,
 }
 
 /// A value read back that no longer parses, reported as corrupt with what it was.
@@ -202,28 +215,21 @@ impl Store {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers run while the click writer commits;
-                        // synchronous=NORMAL is durable across process crashes
-                        // (not power loss) and is what makes batches cheap.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
+                        conn.execute(sqlite_batch::SQLITE_PRAGMAS).await?;
                     }
                     Ok(())
                 })
             })
             .connect_with(options)
             .await?;
-        let fast = match backend {
-            Backend::Sqlite => Some(fastsqlite::FastSqlite::new(sqlite_path(&url))),
+        let sqlite_batch = match backend {
+            Backend::Sqlite => Some(sqlite_batch::SqliteBatchWriter::new(sqlite_path(&url))),
             Backend::Postgres => None,
         };
         Ok(Self {
             pool,
             backend,
-            fast,
+            sqlite_batch,
         })
     }
 
@@ -251,8 +257,8 @@ impl Store {
         &self.pool
     }
 
-    pub(crate) fn fast(&self) -> Option<&fastsqlite::FastSqlite> {
-        self.fast.as_ref()
+    pub(crate) fn sqlite_batch(&self) -> Option<&sqlite_batch::SqliteBatchWriter> {
+        self.sqlite_batch.as_ref()
     }
 
     /// A transaction that reads and then writes. On SQLite it takes the

@@ -1,5 +1,5 @@
-//! Building blocks of the SQL both backends share: numbered placeholders and
-//! the sizes statements are cut into.
+//! Building blocks of the SQL both backends share: placeholders, multi-row
+//! INSERTs, and the sizes statements are cut into.
 
 /// Parameters per `IN (…)` list.
 pub(crate) const IN_CHUNK: usize = 500;
@@ -24,6 +24,38 @@ pub(crate) fn value_rows(rows: usize, columns: usize) -> String {
         .join(", ")
 }
 
+/// How a statement names its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Params {
+    /// `$1, $2, …`: sqlx, on both backends.
+    Numbered,
+    /// `?, ?, …`: rusqlite, bound by position (SQLite's batch writer).
+    Anonymous,
+}
+
+/// `INSERT INTO {table} ({columns}) VALUES (…), … {tail}` for `rows` rows:
+/// the one place a table's column list becomes a statement, for the sqlx
+/// path and SQLite's batch writer alike.
+pub(crate) fn multi_row_insert(
+    table: &str,
+    columns: &[&str],
+    rows: usize,
+    tail: &str,
+    params: Params,
+) -> String {
+    let values = match params {
+        Params::Numbered => value_rows(rows, columns.len()),
+        Params::Anonymous => {
+            let one = format!("({})", vec!["?"; columns.len()].join(", "));
+            vec![one; rows].join(", ")
+        }
+    };
+    format!(
+        "INSERT INTO {table} ({}) VALUES {values} {tail}",
+        columns.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,5 +64,18 @@ mod tests {
     fn value_rows_number_every_parameter_once() {
         assert_eq!(placeholders(3, 2), "$3, $4");
         assert_eq!(value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
+
+    #[test]
+    fn both_writers_get_the_same_columns_with_their_own_placeholders() {
+        let cols = ["id", "name"];
+        assert_eq!(
+            multi_row_insert("t", &cols, 2, "ON CONFLICT (id) DO NOTHING", Params::Numbered),
+            "INSERT INTO t (id, name) VALUES ($1, $2), ($3, $4) ON CONFLICT (id) DO NOTHING"
+        );
+        assert_eq!(
+            multi_row_insert("t", &cols, 2, "", Params::Anonymous),
+            "INSERT INTO t (id, name) VALUES (?, ?), (?, ?) "
+        );
     }
 }

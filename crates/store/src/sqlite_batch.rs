@@ -1,14 +1,15 @@
-//! SQLite's fast path for the two hottest writes, clicks and events: one
-//! rusqlite connection on a blocking thread, cached 32-row INSERTs (and a
-//! single-row one for the remainder) inside one transaction per batch.
+//! SQLite's batch writer for the two hottest writes, clicks and events: one
+//! native (rusqlite) connection on a blocking thread, cached 32-row INSERTs
+//! (and a single-row one for the remainder) inside one transaction per batch.
 //!
 //! Why a second driver: through sqlx's `Any` driver a row costs 10–25 µs
 //! (argument conversion and a worker-thread hop per statement, and
 //! multi-row statements grow superlinearly with their size), which capped
 //! the redirect at about a third of a bare server and event ingestion at
 //! ~10,000 events/s. A prepared rusqlite statement costs a few µs per row.
-//! Same file, same schema, same WAL mode: the conformance suite checks that
-//! both backends behave the same.
+//! Same file, same schema, same pragmas as the sqlx connections, and the
+//! same column lists (`EVENT_COLUMNS`, `CLICK_COLUMNS`): the conformance
+//! suite checks that both backends behave the same.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -17,28 +18,44 @@ use rusqlite::Connection;
 use tribute_core::click::{epoch_day, Click};
 use tribute_core::tracking::Event;
 
-use crate::clicks::ua_id;
+use crate::clicks::{ua_id, CLICK_COLUMNS, SKIP_EXISTING_ID, USER_AGENT_COLUMNS};
+use crate::events::{EVENT_COLUMNS, EVENT_CONFLICT};
+use crate::sql::{multi_row_insert, Params};
 use crate::{to_ms, Result, StoreError};
 
+/// The pragmas every connection to a SQLite file gets, sqlx's and this
+/// writer's alike. WAL lets readers run while a batch commits;
+/// synchronous=NORMAL is durable across process crashes (not power loss)
+/// and is what makes batches cheap; foreign keys are checked everywhere.
+pub(crate) const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+
 #[derive(Clone)]
-pub(crate) struct FastSqlite {
+pub(crate) struct SqliteBatchWriter {
     conn: Arc<Mutex<Option<Connection>>>,
     path: String,
 }
 
-impl std::fmt::Debug for FastSqlite {
+impl std::fmt::Debug for SqliteBatchWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FastSqlite")
+        f.debug_struct("SqliteBatchWriter")
             .field("path", &self.path)
             .finish()
     }
 }
 
-fn native(e: rusqlite::Error) -> StoreError {
-    StoreError::Native(format!("sqlite: {e}"))
+/// Attach what was being done to a rusqlite error.
+trait SqliteContext<T> {
+    fn context(self, context: &'static str) -> Result<T>;
 }
 
-impl FastSqlite {
+impl<T> SqliteContext<T> for rusqlite::Result<T> {
+    fn context(self, context: &'static str) -> Result<T> {
+        self.map_err(|source| StoreError::Sqlite { context, source })
+    }
+}
+
+impl SqliteBatchWriter {
     pub(crate) fn new(path: String) -> Self {
         Self {
             conn: Arc::new(Mutex::new(None)),
@@ -47,10 +64,10 @@ impl FastSqlite {
     }
 
     /// Insert, handing the batch back (for reuse of its allocation, or a retry).
-    pub(crate) async fn insert_owned(&self, clicks: Vec<Click>) -> (Vec<Click>, Result<()>) {
+    pub(crate) async fn insert_clicks(&self, clicks: Vec<Click>) -> (Vec<Click>, Result<()>) {
         let this = self.clone();
         match tokio::task::spawn_blocking(move || {
-            let r = this.insert_blocking(&clicks);
+            let r = this.with_conn(|conn| insert_clicks(conn, &clicks));
             (clicks, r)
         })
         .await
@@ -59,11 +76,25 @@ impl FastSqlite {
             // The batch went down with the thread: report it lost. The
             // caller sees an error with an empty batch, so it cannot retry
             // (nothing is left) nor count the clicks as written.
-            Err(e) => (
+            Err(source) => (
                 Vec::new(),
-                Err(StoreError::Native(format!("click writer thread: {e}"))),
+                Err(StoreError::WriterThread {
+                    context: "writing clicks",
+                    source,
+                }),
             ),
         }
+    }
+
+    /// Store events, skipping repeats of an external id; returns the ids stored.
+    pub(crate) async fn insert_events(&self, events: Vec<Event>) -> Result<BTreeSet<String>> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.with_conn(|conn| insert_events(conn, &events)))
+            .await
+            .map_err(|source| StoreError::WriterThread {
+                context: "writing events",
+                source,
+            })?
     }
 
     /// Run `f` on the connection (opened on first use), on this thread.
@@ -72,31 +103,20 @@ impl FastSqlite {
         // event writer take turns, as SQLite's single writer would anyway.
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
-            // A 64 MiB page cache, and a WAL checkpoint every 16,000 pages
-            // (64 MiB) rather than 1,000: at tens of thousands of clicks a
-            // second, frequent checkpoints (each a copy and an fsync) cost
-            // the redirect benchmark several percent.
-            let conn = Connection::open(&self.path).map_err(native)?;
-            conn.execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
-                 PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16000;",
-            )
-            .map_err(native)?;
+            let conn = Connection::open(&self.path).context("opening the batch connection")?;
+            // Besides the shared pragmas: a 64 MiB page cache, and a WAL
+            // checkpoint every 16,000 pages (64 MiB) rather than 1,000: at
+            // tens of thousands of clicks a second, frequent checkpoints
+            // (each a copy and an fsync) cost the redirect benchmark several
+            // percent.
+            conn.execute_batch(SQLITE_PRAGMAS)
+                .and_then(|()| {
+                    conn.execute_batch("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16000;")
+                })
+                .context("setting up the batch connection")?;
             *guard = Some(conn);
         }
         f(guard.as_mut().expect("opened above"))
-    }
-
-    fn insert_blocking(&self, clicks: &[Click]) -> Result<()> {
-        self.with_conn(|conn| insert_clicks(conn, clicks))
-    }
-
-    /// Store events, skipping repeats of an external id; returns the ids stored.
-    pub(crate) async fn insert_events(&self, events: Vec<Event>) -> Result<BTreeSet<String>> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.with_conn(|conn| insert_events(conn, &events)))
-            .await
-            .map_err(|e| StoreError::Native(format!("event writer thread: {e}")))?
     }
 }
 
@@ -104,17 +124,6 @@ impl FastSqlite {
 /// amortising SQLite's per-statement work; the remainder goes row by row,
 /// so only two statements per table are ever prepared (and cached).
 const ROWS: usize = 32;
-
-/// `INSERT INTO {table} ({columns}) VALUES (?, …), … {tail}` for `rows` rows.
-fn multi_row_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
-    let one = format!("({})", vec!["?"; columns].join(", "));
-    format!("{head} VALUES {} {tail}", vec![one; rows].join(", "))
-}
-
-const EVENT_HEAD: &str = "INSERT INTO events (id, program_id, external_id, type, name, \
-     anonymous_id, user_id, email_hash, customer_id, phone_hash, click_id, partner_id, \
-     occurred_at, received_at, properties)";
-const EVENT_TAIL: &str = "ON CONFLICT (program_id, external_id) DO NOTHING RETURNING id";
 
 fn bind_event(stmt: &mut rusqlite::Statement<'_>, at: usize, e: &Event) -> rusqlite::Result<()> {
     stmt.raw_bind_parameter(at, e.id.as_str())?;
@@ -135,9 +144,10 @@ fn bind_event(stmt: &mut rusqlite::Statement<'_>, at: usize, e: &Event) -> rusql
 }
 
 fn insert_events(conn: &mut Connection, events: &[Event]) -> Result<BTreeSet<String>> {
-    let tx = conn.transaction().map_err(native)?;
-    let full = multi_row_sql(EVENT_HEAD, 15, ROWS, EVENT_TAIL);
-    let single = multi_row_sql(EVENT_HEAD, 15, 1, EVENT_TAIL);
+    const N: usize = EVENT_COLUMNS.len();
+    let tx = conn.transaction().context("starting an event batch")?;
+    let full = multi_row_insert("events", &EVENT_COLUMNS, ROWS, EVENT_CONFLICT, Params::Anonymous);
+    let single = multi_row_insert("events", &EVENT_COLUMNS, 1, EVENT_CONFLICT, Params::Anonymous);
     let split = events.len() - events.len() % ROWS;
     let mut inserted = BTreeSet::new();
     for chunk in events[..split]
@@ -146,23 +156,19 @@ fn insert_events(conn: &mut Connection, events: &[Event]) -> Result<BTreeSet<Str
     {
         let mut stmt = tx
             .prepare_cached(if chunk.len() == ROWS { &full } else { &single })
-            .map_err(native)?;
+            .context("preparing the event insert")?;
         for (k, e) in chunk.iter().enumerate() {
-            bind_event(&mut stmt, k * 15 + 1, e).map_err(native)?;
+            bind_event(&mut stmt, k * N + 1, e).context("binding an event")?;
         }
         // RETURNING names the rows written: a repeated external id is not.
         let mut rows = stmt.raw_query();
-        while let Some(row) = rows.next().map_err(native)? {
-            inserted.insert(row.get::<_, String>(0).map_err(native)?);
+        while let Some(row) = rows.next().context("inserting events")? {
+            inserted.insert(row.get::<_, String>(0).context("reading an inserted id")?);
         }
     }
-    tx.commit().map_err(native)?;
+    tx.commit().context("committing an event batch")?;
     Ok(inserted)
 }
-
-const CLICK_HEAD: &str = "INSERT INTO clicks (id, program_id, link_id, partner_id, at, \
-     ip_truncated, ip_hash, visitor_hash, ua_id, referrer, source, is_bot, day)";
-const CLICK_TAIL: &str = "ON CONFLICT (id) DO NOTHING";
 
 fn bind_click(stmt: &mut rusqlite::Statement<'_>, at: usize, c: &Click) -> rusqlite::Result<()> {
     stmt.raw_bind_parameter(at, c.id.as_str())?;
@@ -181,7 +187,8 @@ fn bind_click(stmt: &mut rusqlite::Statement<'_>, at: usize, c: &Click) -> rusql
 }
 
 fn insert_clicks(conn: &mut Connection, clicks: &[Click]) -> Result<()> {
-    let tx = conn.transaction().map_err(native)?;
+    const N: usize = CLICK_COLUMNS.len();
+    let tx = conn.transaction().context("starting a click batch")?;
     {
         // Each distinct user agent of the batch once (usually a handful).
         let agents: std::collections::BTreeMap<i64, &str> = clicks
@@ -189,15 +196,23 @@ fn insert_clicks(conn: &mut Connection, clicks: &[Click]) -> Result<()> {
             .filter_map(|c| c.user_agent.as_deref())
             .map(|ua| (ua_id(ua), ua))
             .collect();
+        let sql = multi_row_insert(
+            "user_agents",
+            &USER_AGENT_COLUMNS,
+            1,
+            SKIP_EXISTING_ID,
+            Params::Anonymous,
+        );
         let mut stmt = tx
-            .prepare_cached("INSERT INTO user_agents (id, user_agent) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING")
-            .map_err(native)?;
+            .prepare_cached(&sql)
+            .context("preparing the user agent insert")?;
         for (id, ua) in agents {
-            stmt.execute(rusqlite::params![id, ua]).map_err(native)?;
+            stmt.execute(rusqlite::params![id, ua])
+                .context("inserting a user agent")?;
         }
     }
-    let full = multi_row_sql(CLICK_HEAD, 13, ROWS, CLICK_TAIL);
-    let single = multi_row_sql(CLICK_HEAD, 13, 1, CLICK_TAIL);
+    let full = multi_row_insert("clicks", &CLICK_COLUMNS, ROWS, SKIP_EXISTING_ID, Params::Anonymous);
+    let single = multi_row_insert("clicks", &CLICK_COLUMNS, 1, SKIP_EXISTING_ID, Params::Anonymous);
     let split = clicks.len() - clicks.len() % ROWS;
     for chunk in clicks[..split]
         .chunks(ROWS)
@@ -205,12 +220,12 @@ fn insert_clicks(conn: &mut Connection, clicks: &[Click]) -> Result<()> {
     {
         let mut stmt = tx
             .prepare_cached(if chunk.len() == ROWS { &full } else { &single })
-            .map_err(native)?;
+            .context("preparing the click insert")?;
         for (k, c) in chunk.iter().enumerate() {
-            bind_click(&mut stmt, k * 13 + 1, c).map_err(native)?;
+            bind_click(&mut stmt, k * N + 1, c).context("binding a click")?;
         }
-        stmt.raw_execute().map_err(native)?;
+        stmt.raw_execute().context("inserting clicks")?;
     }
-    tx.commit().map_err(native)?;
+    tx.commit().context("committing a click batch")?;
     Ok(())
 }
