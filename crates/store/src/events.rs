@@ -24,35 +24,72 @@ pub struct IngestOutcome {
 
 impl Store {
     /// Store a batch of events and fold what they say into the identity
-    /// graph: one transaction. Boxed: see `insert_clicks`.
+    /// graph. The batch is moved in, never copied (on SQLite it crosses to
+    /// the batch writer's thread and back), and handed back with the
+    /// outcome so the caller can tell each sender which of its events were
+    /// stored. The batch comes back empty only if the batch writer's thread
+    /// failed, and then with an error.
+    ///
+    /// Boxed so the future is checked `Send` here (see `write_clicks`).
+    pub fn write_events(
+        &self,
+        events: Vec<Event>,
+    ) -> BoxFuture<'_, (Vec<Event>, Result<IngestOutcome>)> {
+        Box::pin(async move {
+            let Some(batch) = self.sqlite_batch() else {
+                let r = self.write_events_in_one_transaction(&events).await;
+                return (events, r);
+            };
+            // SQLite: events through the native batch writer, then the
+            // (few) linking events through sqlx in a second transaction.
+            let (events, inserted) = batch.insert_events(events).await;
+            let r = match inserted {
+                Ok(inserted) => self
+                    .stitch_in_own_transaction(&events)
+                    .await
+                    .map(|()| IngestOutcome { inserted }),
+                Err(e) => Err(e),
+            };
+            (events, r)
+        })
+    }
+
+    /// PostgreSQL: events and stitching in one transaction.
+    async fn write_events_in_one_transaction(&self, events: &[Event]) -> Result<IngestOutcome> {
+        let mut tx = self.pool().begin().await.context("starting event batch")?;
+        let inserted = insert_events(&mut tx, events).await?;
+        self.stitch_events(&mut tx, &linking(events)).await?;
+        tx.commit().await.context("committing event batch")?;
+        Ok(IngestOutcome { inserted })
+    }
+
+    async fn stitch_in_own_transaction(&self, events: &[Event]) -> Result<()> {
+        let linking = linking(events);
+        if linking.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await.context("starting stitching")?;
+        self.stitch_events(&mut tx, &linking).await?;
+        tx.commit().await.context("committing stitching")
+    }
+
+    /// [`Store::write_events`] on a borrowed batch (a copy is written).
+    #[cfg(feature = "test-support")]
     pub fn ingest_events<'a>(
         &'a self,
         events: &'a [Event],
     ) -> BoxFuture<'a, Result<IngestOutcome>> {
-        Box::pin(async move {
-            // Every linking event of the batch is stitched, repeats included:
-            // stitching is idempotent (keys, touches with stable ids, one
-            // lead per partner and person), so a batch retried after a crash
-            // between SQLite's two transactions below completes its work.
-            let linking: Vec<&Event> = events.iter().filter(|e| e.links_identity()).collect();
-            if let Some(batch) = self.sqlite_batch() {
-                // SQLite: events through the native batch writer, then the
-                // (few) linking events through sqlx in a second transaction.
-                let inserted = batch.insert_events(events.to_vec()).await?;
-                if !linking.is_empty() {
-                    let mut tx = self.begin_write().await.context("starting stitching")?;
-                    self.stitch_events(&mut tx, &linking).await?;
-                    tx.commit().await.context("committing stitching")?;
-                }
-                return Ok(IngestOutcome { inserted });
-            }
-            let mut tx = self.pool().begin().await.context("starting event batch")?;
-            let inserted = insert_events(&mut tx, events).await?;
-            self.stitch_events(&mut tx, &linking).await?;
-            tx.commit().await.context("committing event batch")?;
-            Ok(IngestOutcome { inserted })
-        })
+        Box::pin(async move { self.write_events(events.to_vec()).await.1 })
     }
+}
+
+/// The events of a batch to fold into the identity graph. Every linking
+/// event is stitched, repeats of an external id included: stitching is
+/// idempotent (keys, touches with stable ids, one lead per partner and
+/// person), so a batch retried after a crash between SQLite's two
+/// transactions completes its work.
+fn linking(events: &[Event]) -> Vec<&Event> {
+    events.iter().filter(|e| e.links_identity()).collect()
 }
 
 /// The columns an event is written with, in the order both writers (this

@@ -86,15 +86,28 @@ impl SqliteBatchWriter {
         }
     }
 
-    /// Store events, skipping repeats of an external id; returns the ids stored.
-    pub(crate) async fn insert_events(&self, events: Vec<Event>) -> Result<BTreeSet<String>> {
+    /// Store events, skipping repeats of an external id; returns the ids
+    /// stored, handing the batch back (empty if the thread failed).
+    pub(crate) async fn insert_events(
+        &self,
+        events: Vec<Event>,
+    ) -> (Vec<Event>, Result<BTreeSet<String>>) {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.with_conn(|conn| insert_events(conn, &events)))
-            .await
-            .map_err(|source| StoreError::WriterThread {
-                context: "writing events",
-                source,
-            })?
+        match tokio::task::spawn_blocking(move || {
+            let r = this.with_conn(|conn| insert_events(conn, &events));
+            (events, r)
+        })
+        .await
+        {
+            Ok(done) => done,
+            Err(source) => (
+                Vec::new(),
+                Err(StoreError::WriterThread {
+                    context: "writing events",
+                    source,
+                }),
+            ),
+        }
     }
 
     /// Run `f` on the connection (opened on first use), on this thread.
