@@ -5,6 +5,7 @@ use chrono::{Duration, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tribute_core::apikey::Scope;
+use tribute_core::attribution::ModelKind;
 use tribute_core::click::{truncate_ip, Click, VisitorHasher};
 use tribute_core::coupon::{Coupon, CouponCode};
 use tribute_core::ids::{ClickId, CouponId, LinkId, PartnerId, ProgramId};
@@ -102,7 +103,7 @@ async fn seed(store: &Store, rng: &mut StdRng) -> anyhow::Result<(Program, Vec<S
             name: "Acme Cloud Partners".into(),
             currency: Currency::parse("USD")?,
             allowed_domains: vec![AllowedDomain::parse("example.com")?],
-            default_model: "last_touch".into(),
+            default_model: ModelKind::LastTouch,
             window_days: 30,
             cookie_days: 90,
             hold_days: 30,

@@ -39,7 +39,7 @@ fn event(program: &ProgramId, i: usize, mix: bool, clicks: &[ClickId]) -> Event 
                 ids.email_hash = Some(format!("{:064x}", visitor));
             }
             // 5%: landing page view carrying a click id (a click touch).
-            1 => click_id = Some(clicks[visitor % clicks.len()].to_string()),
+            1 => click_id = Some(clicks[visitor % clicks.len()].clone()),
             _ => {}
         }
     }
@@ -68,7 +68,7 @@ async fn run(mix: bool) -> f64 {
             name: "Bench".into(),
             currency: Currency::parse("USD").unwrap(),
             allowed_domains: vec![AllowedDomain::parse("example.com").unwrap()],
-            default_model: "last_touch".into(),
+            default_model: tribute_core::attribution::ModelKind::LastTouch,
             window_days: 30,
             cookie_days: 90,
             hold_days: 30,

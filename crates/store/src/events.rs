@@ -143,7 +143,7 @@ async fn insert_events(
                 .bind(e.ids.email_hash.as_deref())
                 .bind(e.ids.customer_id.as_deref())
                 .bind(e.ids.phone_hash.as_deref())
-                .bind(e.click_id.as_deref())
+                .bind(e.click_id.as_ref().map(|c| c.as_str()))
                 .bind(e.partner.as_ref().map(|(p, _)| p.as_str()))
                 .bind(to_ms(e.occurred_at))
                 .bind(to_ms(e.received_at))

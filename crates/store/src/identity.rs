@@ -15,7 +15,7 @@ use tribute_core::identity::{stitch, StitchPlan};
 use tribute_core::ids::{PersonId, ProgramId};
 use tribute_core::tracking::Event;
 
-use crate::sql::{placeholders, IN_CHUNK, INSERT_ROWS};
+use crate::sql::{placeholders, INSERT_ROWS, IN_CHUNK};
 use crate::touches::{
     attach_late_clicks, insert_touches, kind_str, load_clicks, person_touches, NewTouch,
 };
@@ -50,11 +50,11 @@ impl Store {
             let mut touches: Vec<(PersonId, NewTouch)> = Vec::new();
             let click_ids: Vec<&str> = events
                 .iter()
-                .filter_map(|e| e.click_id.as_deref())
+                .filter_map(|e| e.click_id.as_ref().map(|c| c.as_str()))
                 .collect();
             let clicks = load_clicks(&mut *tx, program, &click_ids).await?;
             for (e, person) in events.iter().zip(&plan.persons) {
-                if let Some(t) = e.click_id.as_deref().and_then(|c| clicks.get(c)) {
+                if let Some(t) = e.click_id.as_ref().and_then(|c| clicks.get(c.as_str())) {
                     touches.push((person.clone(), t.clone()));
                 }
                 if let Some((partner, kind)) = &e.partner {

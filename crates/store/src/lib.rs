@@ -38,9 +38,9 @@ use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 pub use attribution::{ConversionJourney, StoredFit};
 pub use clicks::{MetricsBySource, PartnerMetrics};
 pub use conversions::{ConversionFilter, Credit};
+pub use events::IngestOutcome;
 pub use links::OwnedFilter;
 pub use partners::PartnerFilter;
-pub use events::IngestOutcome;
 pub use touches::NewTouch;
 
 /// Which database a store talks to.

@@ -1,7 +1,7 @@
 //! Partners.
 
-use tribute_core::ids::{PartnerId, ProgramId};
 use sqlx::FromRow;
+use tribute_core::ids::{PartnerId, ProgramId};
 use tribute_core::partner::{Email, Partner, PartnerStatus, Slug};
 
 use crate::{corrupt, from_ms, on_unique, to_ms, Context, Page, Result, Store, StoreError};

@@ -1,7 +1,8 @@
 //! Programs.
 
-use tribute_core::ids::ProgramId;
 use sqlx::FromRow;
+use tribute_core::attribution::ModelKind;
+use tribute_core::ids::ProgramId;
 use tribute_core::money::Currency;
 use tribute_core::program::{AllowedDomain, Program, ProgramSettings};
 
@@ -18,7 +19,7 @@ impl Store {
         .bind(&s.name)
         .bind(s.currency.as_str())
         .bind(domains_json(p))
-        .bind(&s.default_model)
+        .bind(s.default_model.as_str())
         .bind(s.window_days)
         .bind(s.cookie_days)
         .bind(s.hold_days)
@@ -40,7 +41,7 @@ impl Store {
         .bind(p.id.as_str())
         .bind(&s.name)
         .bind(domains_json(p))
-        .bind(&s.default_model)
+        .bind(s.default_model.as_str())
         .bind(s.window_days)
         .bind(s.cookie_days)
         .bind(s.hold_days)
@@ -123,7 +124,8 @@ impl TryFrom<ProgramRow> for Program {
                     .map(|d| AllowedDomain::parse(d))
                     .collect::<Result<_, _>>()
                     .map_err(corrupt("program allowed_domains"))?,
-                default_model: r.default_model,
+                default_model: ModelKind::parse(&r.default_model)
+                    .map_err(corrupt("program default_model"))?,
                 window_days: r.window_days,
                 cookie_days: r.cookie_days,
                 hold_days: r.hold_days,

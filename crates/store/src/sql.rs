@@ -70,7 +70,13 @@ mod tests {
     fn both_writers_get_the_same_columns_with_their_own_placeholders() {
         let cols = ["id", "name"];
         assert_eq!(
-            multi_row_insert("t", &cols, 2, "ON CONFLICT (id) DO NOTHING", Params::Numbered),
+            multi_row_insert(
+                "t",
+                &cols,
+                2,
+                "ON CONFLICT (id) DO NOTHING",
+                Params::Numbered
+            ),
             "INSERT INTO t (id, name) VALUES ($1, $2), ($3, $4) ON CONFLICT (id) DO NOTHING"
         );
         assert_eq!(

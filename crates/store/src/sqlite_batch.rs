@@ -124,7 +124,9 @@ impl SqliteBatchWriter {
             // percent.
             conn.execute_batch(SQLITE_PRAGMAS)
                 .and_then(|()| {
-                    conn.execute_batch("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16000;")
+                    conn.execute_batch(
+                        "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16000;",
+                    )
                 })
                 .context("setting up the batch connection")?;
             *guard = Some(conn);
@@ -149,7 +151,7 @@ fn bind_event(stmt: &mut rusqlite::Statement<'_>, at: usize, e: &Event) -> rusql
     stmt.raw_bind_parameter(at + 7, &e.ids.email_hash)?;
     stmt.raw_bind_parameter(at + 8, &e.ids.customer_id)?;
     stmt.raw_bind_parameter(at + 9, &e.ids.phone_hash)?;
-    stmt.raw_bind_parameter(at + 10, &e.click_id)?;
+    stmt.raw_bind_parameter(at + 10, e.click_id.as_ref().map(|c| c.as_str()))?;
     stmt.raw_bind_parameter(at + 11, e.partner.as_ref().map(|(p, _)| p.as_str()))?;
     stmt.raw_bind_parameter(at + 12, to_ms(e.occurred_at))?;
     stmt.raw_bind_parameter(at + 13, to_ms(e.received_at))?;
@@ -159,8 +161,20 @@ fn bind_event(stmt: &mut rusqlite::Statement<'_>, at: usize, e: &Event) -> rusql
 fn insert_events(conn: &mut Connection, events: &[Event]) -> Result<BTreeSet<String>> {
     const N: usize = EVENT_COLUMNS.len();
     let tx = conn.transaction().context("starting an event batch")?;
-    let full = multi_row_insert("events", &EVENT_COLUMNS, ROWS, EVENT_CONFLICT, Params::Anonymous);
-    let single = multi_row_insert("events", &EVENT_COLUMNS, 1, EVENT_CONFLICT, Params::Anonymous);
+    let full = multi_row_insert(
+        "events",
+        &EVENT_COLUMNS,
+        ROWS,
+        EVENT_CONFLICT,
+        Params::Anonymous,
+    );
+    let single = multi_row_insert(
+        "events",
+        &EVENT_COLUMNS,
+        1,
+        EVENT_CONFLICT,
+        Params::Anonymous,
+    );
     let split = events.len() - events.len() % ROWS;
     let mut inserted = BTreeSet::new();
     for chunk in events[..split]
@@ -224,8 +238,20 @@ fn insert_clicks(conn: &mut Connection, clicks: &[Click]) -> Result<()> {
                 .context("inserting a user agent")?;
         }
     }
-    let full = multi_row_insert("clicks", &CLICK_COLUMNS, ROWS, SKIP_EXISTING_ID, Params::Anonymous);
-    let single = multi_row_insert("clicks", &CLICK_COLUMNS, 1, SKIP_EXISTING_ID, Params::Anonymous);
+    let full = multi_row_insert(
+        "clicks",
+        &CLICK_COLUMNS,
+        ROWS,
+        SKIP_EXISTING_ID,
+        Params::Anonymous,
+    );
+    let single = multi_row_insert(
+        "clicks",
+        &CLICK_COLUMNS,
+        1,
+        SKIP_EXISTING_ID,
+        Params::Anonymous,
+    );
     let split = clicks.len() - clicks.len() % ROWS;
     for chunk in clicks[..split]
         .chunks(ROWS)

@@ -2,14 +2,17 @@
 //! credits, read back as a person's journey with each partner's standing.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sqlx::{Any, FromRow, Transaction};
 use tribute_core::attribution::{Touch, TouchKind};
+use tribute_core::identity::CLICK_KEY_PREFIX;
 use tribute_core::ids::{PartnerId, PersonId, ProgramId};
+use tribute_core::partner::PartnerStatus;
 
-use crate::sql::{placeholders, IN_CHUNK, INSERT_ROWS};
-use crate::{from_ms, to_ms, BoxFuture, Context, Result, Store, StoreError};
+use crate::sql::{placeholders, INSERT_ROWS, IN_CHUNK};
+use crate::{corrupt, from_ms, to_ms, BoxFuture, Context, Result, Store, StoreError};
 
 /// A new partner touch to attach to a person.
 #[derive(Debug, Clone)]
@@ -153,6 +156,13 @@ pub(crate) async fn person_touches(
 }
 
 fn touch_from_row(r: TouchRow) -> Result<Touch> {
+    // A touch of a partner since deleted (no status) earns nothing either.
+    let credits = match r.status.as_deref() {
+        Some(s) => PartnerStatus::parse(s)
+            .map_err(corrupt("partner status"))?
+            .credits(),
+        None => false,
+    };
     Ok(Touch {
         partner_id: PartnerId::parse(&r.partner_id)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -160,8 +170,7 @@ fn touch_from_row(r: TouchRow) -> Result<Touch> {
         channel: r.channel,
         at: from_ms(r.at)?,
         is_bot: r.is_bot != 0,
-        partner_suspended: r.status.as_deref() != Some("active")
-            && r.status.as_deref() != Some("pending"),
+        partner_suspended: !credits,
         id: r.id,
     })
 }
@@ -201,6 +210,25 @@ pub(crate) async fn touches_of_converted(
         .collect()
 }
 
+/// The clicks a person carries as identity keys (`click_id:clk_…`) that
+/// are not touches yet. The click id starts right after core's
+/// `CLICK_KEY_PREFIX`, whatever its length.
+static LATE_CLICKS_SQL: LazyLock<String> = LazyLock::new(|| {
+    let prefix = CLICK_KEY_PREFIX;
+    assert!(
+        !prefix.contains('\''),
+        "the click key prefix is written into SQL as a literal"
+    );
+    let len = prefix.len();
+    let start = len + 1;
+    format!(
+        "SELECT c.id, c.partner_id, c.at, c.is_bot FROM identities i \
+         JOIN clicks c ON c.id = substr(i.ident, {start}) AND c.program_id = i.program_id \
+         WHERE i.program_id = $1 AND i.person_id = $2 AND substr(i.ident, 1, {len}) = '{prefix}' \
+         AND NOT EXISTS (SELECT 1 FROM touches t WHERE t.id = c.id)"
+    )
+});
+
 /// Attach clicks whose id the person carries but which were not yet written
 /// when that id arrived. The redirect commits clicks in the background, so
 /// the snippet's page view can be stored first; the click id is kept as an
@@ -211,17 +239,12 @@ pub(crate) async fn attach_late_clicks(
     program: &ProgramId,
     person: &PersonId,
 ) -> Result<()> {
-    let late: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT c.id, c.partner_id, c.at, c.is_bot FROM identities i \
-         JOIN clicks c ON c.id = substr(i.ident, 10) AND c.program_id = i.program_id \
-         WHERE i.program_id = $1 AND i.person_id = $2 AND i.ident LIKE 'click_id:%' \
-         AND NOT EXISTS (SELECT 1 FROM touches t WHERE t.id = c.id)",
-    )
-    .bind(program.as_str())
-    .bind(person.as_str())
-    .fetch_all(&mut **tx)
-    .await
-    .context("finding late clicks")?;
+    let late: Vec<(String, String, i64, i64)> = sqlx::query_as(&LATE_CLICKS_SQL)
+        .bind(program.as_str())
+        .bind(person.as_str())
+        .fetch_all(&mut **tx)
+        .await
+        .context("finding late clicks")?;
     let mut touches = Vec::with_capacity(late.len());
     for (id, partner, at, is_bot) in late {
         touches.push((

@@ -8,6 +8,7 @@ mod common;
 
 use chrono::{DateTime, Duration, Utc};
 use tribute_core::apikey::{ApiKey, NewKey, Principal, Scope};
+use tribute_core::attribution::ModelKind;
 use tribute_core::click::Click;
 use tribute_core::coupon::{Coupon, CouponCode};
 use tribute_core::ids::{ApiKeyId, ClickId, CouponId, LinkId, PartnerId};
@@ -101,7 +102,7 @@ async fn program_round_trips_and_updates(store: Store) {
     p.settings
         .allowed_domains
         .push(AllowedDomain::parse("acme.shop").unwrap());
-    p.settings.default_model = "linear".into();
+    p.settings.default_model = ModelKind::Linear;
     store.update_program(&p).await.unwrap();
     assert_eq!(store.program(&p.id).await.unwrap(), Some(p));
     let missing = program_at("Ghost", t0());

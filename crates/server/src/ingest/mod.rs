@@ -76,11 +76,6 @@ pub async fn ingest_program(
         .ok_or_else(|| FieldError::new("program_id", "no such program").into())
 }
 
-/// A click id's text, checked (see `tribute_core::tracking::parse_click_id`).
-pub fn parse_click_id(field: &str, v: Option<&str>) -> Result<Option<String>, FieldError> {
-    Ok(tribute_core::tracking::parse_click_id(field, v)?.map(|c| c.to_string()))
-}
-
 /// The partner a `?via=` value names: a partner slug of the program, or a
 /// link code of the program. `None` when it names nothing.
 pub async fn resolve_via(
@@ -180,7 +175,8 @@ impl EventInput {
             }
             other => other,
         };
-        let click_id = parse_click_id("click_id", self.click_id.as_deref()).map_err(at)?;
+        let click_id = tribute_core::tracking::parse_click_id("click_id", self.click_id.as_deref())
+            .map_err(at)?;
         let mut partner = None;
         if let Some(via) = self.via.as_deref().filter(|v| !v.is_empty()) {
             match resolve_via(state, &program.id, via).await? {
