@@ -7,7 +7,7 @@
 mod common;
 
 use chrono::{DateTime, Duration, Utc};
-use tribute_core::apikey::{ApiKey, NewKey, Principal, Scope};
+use tribute_core::apikey::{ApiKey, KeyKind, NewKey, Principal, Scope};
 use tribute_core::attribution::ModelKind;
 use tribute_core::click::Click;
 use tribute_core::coupon::{Coupon, CouponCode};
@@ -371,10 +371,12 @@ async fn api_keys_resolve_by_token_until_revoked(store: Store) {
     let key = ApiKey {
         id: ApiKeyId::generate(),
         scope: Scope::Partner,
+        kind: KeyKind::Secret,
         partner_id: Some(jane.id.clone()),
         program_id: Some(p.id.clone()),
         name: Some("jane's key".into()),
         created_at: t0(),
+        revoked_at: None,
     };
     store.insert_api_key(&key, &new.hash).await.unwrap();
     let found = store.api_key_by_token(&new.token).await.unwrap().unwrap();

@@ -45,12 +45,14 @@ pub async fn ingest_program(
         (
             Principal::Ingest {
                 program_id: Some(p),
+                ..
             },
             None,
         ) => p.clone(),
         (
             Principal::Ingest {
                 program_id: Some(p),
+                ..
             },
             Some(g),
         ) => {
@@ -61,12 +63,20 @@ pub async fn ingest_program(
             }
             p.clone()
         }
-        (Principal::Admin, Some(g)) | (Principal::Ingest { program_id: None }, Some(g)) => {
-            ProgramId::parse(g).map_err(|e| e.at("program_id"))?
-        }
-        (Principal::Admin, None) | (Principal::Ingest { program_id: None }, None) => {
-            return Err(FieldError::new("program_id", "is required with this key").into())
-        }
+        (Principal::Admin, Some(g))
+        | (
+            Principal::Ingest {
+                program_id: None, ..
+            },
+            Some(g),
+        ) => ProgramId::parse(g).map_err(|e| e.at("program_id"))?,
+        (Principal::Admin, None)
+        | (
+            Principal::Ingest {
+                program_id: None, ..
+            },
+            None,
+        ) => return Err(FieldError::new("program_id", "is required with this key").into()),
         (Principal::Partner { .. }, _) => return Err(ApiError::Forbidden),
     };
     state

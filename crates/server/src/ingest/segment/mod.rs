@@ -217,6 +217,7 @@ async fn write_key_program(state: &AppState, key: &str) -> ApiResult<Program> {
     match principal {
         Principal::Ingest {
             program_id: Some(_),
+            ..
         } => ingest_program(state, &principal, None).await,
         _ => Err(ApiError::Forbidden),
     }
