@@ -268,3 +268,35 @@ fn insert_clicks(conn: &mut Connection, clicks: &[Click]) -> Result<()> {
     tx.commit().context("committing a click batch")?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_connection_checks_foreign_keys_like_the_sqlx_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = SqliteBatchWriter::new(dir.path().join("t.db").display().to_string());
+        let on: i64 = writer
+            .with_conn(|c| {
+                c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+                    .context("reading a pragma")
+            })
+            .unwrap();
+        assert_eq!(on, 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_is_a_typed_error_with_its_sqlite_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        // No such directory: the connection cannot be opened.
+        let path = dir.path().join("missing").join("t.db");
+        let writer = SqliteBatchWriter::new(path.display().to_string());
+        let (events, r) = writer.insert_events(Vec::new()).await;
+        assert!(events.is_empty());
+        let err = r.unwrap_err();
+        assert!(matches!(err, StoreError::Sqlite { .. }), "{err:?}");
+        let cause = std::error::Error::source(&err).expect("the rusqlite error");
+        assert!(cause.downcast_ref::<rusqlite::Error>().is_some());
+    }
+}
