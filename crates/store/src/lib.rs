@@ -152,7 +152,7 @@ pub(crate) fn corrupt(what: &str) -> impl FnOnce(tribute_core::FieldError) -> St
 
 /// Normalise a database URL: `sqlite://path`, `sqlite:path`, a bare path,
 /// or `postgres://…` / `postgresql://…`.
-pub fn normalize_url(url: &str) -> (Backend, String) {
+fn normalize_url(url: &str) -> (Backend, String) {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return (Backend::Postgres, url.to_owned());
     }
