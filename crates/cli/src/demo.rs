@@ -4,7 +4,8 @@
 use chrono::{Duration, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tribute_core::apikey::Scope;
+use tribute_core::apikey::{KeyKind, Scope};
+use tribute_core::attribution::ModelKind;
 use tribute_core::click::{truncate_ip, Click, VisitorHasher};
 use tribute_core::coupon::{Coupon, CouponCode};
 use tribute_core::ids::{ClickId, CouponId, LinkId, PartnerId, ProgramId};
@@ -62,11 +63,20 @@ pub async fn seed_and_print(store: &Store, public_url: &str) -> anyhow::Result<(
         }
         None => seed(store, &mut StdRng::seed_from_u64(42)).await?,
     };
-    let (_, admin) = new_key(store, Scope::Admin, None, None, Some("demo admin".into())).await?;
+    let (_, admin) = new_key(
+        store,
+        Scope::Admin,
+        KeyKind::Secret,
+        None,
+        None,
+        Some("demo admin".into()),
+    )
+    .await?;
     let (_, partner) = new_key(
         store,
         Scope::Partner,
-        Some("ada-reviews"),
+        KeyKind::Secret,
+        Some(&Slug::parse("ada-reviews")?),
         Some(program.id.clone()),
         Some("demo partner".into()),
     )
@@ -102,7 +112,7 @@ async fn seed(store: &Store, rng: &mut StdRng) -> anyhow::Result<(Program, Vec<S
             name: "Acme Cloud Partners".into(),
             currency: Currency::parse("USD")?,
             allowed_domains: vec![AllowedDomain::parse("example.com")?],
-            default_model: "last_touch".into(),
+            default_model: ModelKind::LastTouch,
             window_days: 30,
             cookie_days: 90,
             hold_days: 30,

@@ -111,8 +111,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Key { command } => {
+            // Bad arguments must not leave a database behind.
+            let plan = command.check()?;
             let store = open(&cli.database_url).await?;
-            keys::run(&store, command).await
+            keys::run(&store, plan).await
         }
         Command::Demo(args) => {
             let store = open(&cli.database_url).await?;

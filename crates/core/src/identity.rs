@@ -122,9 +122,14 @@ impl Identifiers {
     }
 }
 
+/// What starts the identity key of a click id: `click_id:clk_…`. Storage
+/// reads click ids back out of these keys, so it derives their offset from
+/// this prefix rather than hard-coding its length.
+pub const CLICK_KEY_PREFIX: &str = "click_id:";
+
 /// The key under which a click id joins a person's identifiers.
 pub fn click_key(click_id: &str) -> String {
-    format!("click_id:{click_id}")
+    format!("{CLICK_KEY_PREFIX}{click_id}")
 }
 
 /// What storage must do to make the groups one person each.

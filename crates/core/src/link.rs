@@ -228,7 +228,7 @@ mod tests {
             name: "Acme".into(),
             currency: Currency::parse("USD").unwrap(),
             allowed_domains: vec![AllowedDomain::parse("acme.test").unwrap()],
-            default_model: "last_touch".into(),
+            default_model: crate::attribution::ModelKind::LastTouch,
             window_days: 30,
             cookie_days: 90,
             hold_days: 30,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::attribution::ModelKind;
 use crate::money::Currency;
 use crate::FieldError;
 
@@ -62,24 +63,13 @@ impl From<AllowedDomain> for String {
     }
 }
 
-/// The names of the attribution models a program may default to.
-pub const MODEL_NAMES: &[&str] = &[
-    "first_touch",
-    "last_touch",
-    "linear",
-    "time_decay",
-    "position_based",
-    "markov",
-    "shapley",
-];
-
 /// A program's validated settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgramSettings {
     pub name: String,
     pub currency: Currency,
     pub allowed_domains: Vec<AllowedDomain>,
-    pub default_model: String,
+    pub default_model: ModelKind,
     /// Touches older than this many days before a conversion do not count.
     pub window_days: i64,
     /// Lifetime of the first-party cookie the snippet sets.
@@ -95,12 +85,6 @@ impl ProgramSettings {
         if name.is_empty() || name.chars().count() > 200 {
             return Err(FieldError::new("name", "must be 1 to 200 characters"));
         }
-        if !MODEL_NAMES.contains(&self.default_model.as_str()) {
-            return Err(FieldError::new(
-                "default_model",
-                format!("must be one of {}", MODEL_NAMES.join(", ")),
-            ));
-        }
         for (field, v, max) in [
             ("window_days", self.window_days, 3650),
             ("cookie_days", self.cookie_days, 3650),
@@ -115,6 +99,17 @@ impl ProgramSettings {
             }
         }
         Ok(())
+    }
+
+    /// A default model named in the API; the error names `default_model`.
+    pub fn parse_default_model(s: &str) -> Result<ModelKind, FieldError> {
+        ModelKind::parse(s).map_err(|_| {
+            let names: Vec<&str> = ModelKind::ALL.iter().map(|m| m.as_str()).collect();
+            FieldError::new(
+                "default_model",
+                format!("must be one of {}", names.join(", ")),
+            )
+        })
     }
 
     /// Whether a destination host is on this program's allow-list.
@@ -148,7 +143,7 @@ mod tests {
             name: "Acme".into(),
             currency: Currency::parse("EUR").unwrap(),
             allowed_domains: vec![AllowedDomain::parse("acme.test").unwrap()],
-            default_model: "last_touch".into(),
+            default_model: ModelKind::LastTouch,
             window_days: 30,
             cookie_days: 90,
             hold_days: 30,
@@ -158,9 +153,13 @@ mod tests {
     #[test]
     fn program_settings_name_the_wrong_field() {
         assert!(settings().validate().is_ok());
-        let mut s = settings();
-        s.default_model = "magic".into();
-        assert_eq!(s.validate().unwrap_err().field, "default_model");
+        // The model is typed: a bad name is refused where it is parsed.
+        assert_eq!(
+            ProgramSettings::parse_default_model("magic")
+                .unwrap_err()
+                .field,
+            "default_model"
+        );
         let mut s = settings();
         s.window_days = 0;
         assert_eq!(s.validate().unwrap_err().field, "window_days");

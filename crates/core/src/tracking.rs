@@ -326,7 +326,7 @@ pub struct Event {
     pub name: Option<String>,
     pub ids: crate::identity::Identifiers,
     /// The `tid` of the click that brought the visitor, if known.
-    pub click_id: Option<String>,
+    pub click_id: Option<crate::ids::ClickId>,
     /// A partner named by `?via=` or a referral event.
     pub partner: Option<(crate::ids::PartnerId, crate::attribution::TouchKind)>,
     pub occurred_at: chrono::DateTime<chrono::Utc>,
@@ -339,7 +339,7 @@ impl Event {
     pub fn group(&self) -> Vec<String> {
         let mut keys = self.ids.keys();
         if let Some(c) = &self.click_id {
-            keys.push(crate::identity::click_key(c));
+            keys.push(crate::identity::click_key(c.as_str()));
         }
         keys
     }

@@ -29,12 +29,12 @@ use std::time::Duration;
 use axum::Router;
 use moka::sync::Cache;
 use tokio::net::TcpListener;
-use tribute_core::apikey::hash_token;
+use tribute_core::apikey::{hash_token, Principal};
 use tribute_core::click::{BotDetector, VisitorHasher};
 use tribute_core::ids::ProgramId;
 use tribute_core::program::Program;
 use tribute_core::tracking::TrackingSettings;
-use tribute_store::{Principal, Store};
+use tribute_store::Store;
 
 use crate::redirect::CachedLink;
 use crate::workers::clicks::ClickQueue;

@@ -1,5 +1,5 @@
 //! Event ingestion throughput into SQLite, through the store's batch path
-//! (`Store::ingest_events`: one transaction per batch, multi-row inserts,
+//! (`Store::write_events`: one transaction per batch, multi-row inserts,
 //! identity stitching for the events that link identifiers).
 //!
 //! `cargo bench -p tribute-store --bench ingest` — prints events/s for a
@@ -39,7 +39,7 @@ fn event(program: &ProgramId, i: usize, mix: bool, clicks: &[ClickId]) -> Event 
                 ids.email_hash = Some(format!("{:064x}", visitor));
             }
             // 5%: landing page view carrying a click id (a click touch).
-            1 => click_id = Some(clicks[visitor % clicks.len()].to_string()),
+            1 => click_id = Some(clicks[visitor % clicks.len()].clone()),
             _ => {}
         }
     }
@@ -68,7 +68,7 @@ async fn run(mix: bool) -> f64 {
             name: "Bench".into(),
             currency: Currency::parse("USD").unwrap(),
             allowed_domains: vec![AllowedDomain::parse("example.com").unwrap()],
-            default_model: "last_touch".into(),
+            default_model: tribute_core::attribution::ModelKind::LastTouch,
             window_days: 30,
             cookie_days: 90,
             hold_days: 30,
@@ -122,12 +122,20 @@ async fn run(mix: bool) -> f64 {
         .collect();
     store.insert_clicks(&clicks).await.unwrap();
     let click_ids: Vec<ClickId> = clicks.iter().map(|c| c.id.clone()).collect();
-    let events: Vec<Event> = (0..EVENTS)
-        .map(|i| event(&program.id, i, mix, &click_ids))
-        .collect();
+    // Batches are moved into the store, as the server's event writer does.
+    let mut batches: Vec<Vec<Event>> = Vec::new();
+    for i in 0..EVENTS {
+        if i % BATCH == 0 {
+            batches.push(Vec::with_capacity(BATCH));
+        }
+        batches
+            .last_mut()
+            .expect("pushed above")
+            .push(event(&program.id, i, mix, &click_ids));
+    }
     let start = Instant::now();
-    for batch in events.chunks(BATCH) {
-        store.ingest_events(batch).await.unwrap();
+    for batch in batches {
+        store.write_events(batch).await.1.unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(

@@ -5,16 +5,16 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use tribute_core::attribution::{Fit, Journey, Touch};
+use tribute_core::attribution::{Fit, Journey, ModelKind, Touch};
 use tribute_core::ids::{ConversionId, PersonId, ProgramId};
 
-use crate::{from_ms, to_ms, Context, Result, Store, StoreError};
+use crate::{corrupt, from_ms, to_ms, Context, Result, Store, StoreError};
 
 /// A stored fit and the period it was made over.
 #[derive(Debug, Clone)]
 pub struct StoredFit {
     pub id: String,
-    pub model: String,
+    pub model: ModelKind,
     pub period_from: DateTime<Utc>,
     pub period_to: DateTime<Utc>,
     pub journeys: i64,
@@ -85,7 +85,7 @@ impl Store {
         )
         .bind(&f.id)
         .bind(program.as_str())
-        .bind(&f.model)
+        .bind(f.model.as_str())
         .bind(to_ms(f.period_from))
         .bind(to_ms(f.period_to))
         .bind(f.journeys)
@@ -98,20 +98,24 @@ impl Store {
     }
 
     /// The most recent fit of `model` for a program.
-    pub async fn latest_fit(&self, program: &ProgramId, model: &str) -> Result<Option<StoredFit>> {
+    pub async fn latest_fit(
+        &self,
+        program: &ProgramId,
+        model: ModelKind,
+    ) -> Result<Option<StoredFit>> {
         let row: Option<(String, String, i64, i64, i64, String, i64)> = sqlx::query_as(
             "SELECT id, model, period_from, period_to, journeys, fit, created_at FROM attribution_fits \
              WHERE program_id = $1 AND model = $2 ORDER BY created_at DESC, id DESC LIMIT 1",
         )
         .bind(program.as_str())
-        .bind(model)
+        .bind(model.as_str())
         .fetch_optional(self.pool())
         .await
         .context("loading fit")?;
         row.map(|(id, model, from, to, journeys, fit, created)| {
             Ok(StoredFit {
                 id,
-                model,
+                model: ModelKind::parse(&model).map_err(corrupt("fit model"))?,
                 period_from: from_ms(from)?,
                 period_to: from_ms(to)?,
                 journeys,
@@ -141,7 +145,7 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .context("loading conversions to compare")?;
-        let touches = crate::tracking::touches_of_converted(self, program, from, to).await?;
+        let touches = crate::touches::touches_of_converted(self, program, from, to).await?;
         let mut by_person: BTreeMap<PersonId, Vec<Touch>> = BTreeMap::new();
         for (person, touch) in touches {
             by_person.entry(person).or_default().push(touch);

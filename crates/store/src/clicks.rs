@@ -4,15 +4,35 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
 use tribute_core::click::{epoch_day, Click, ClickCounts};
-use tribute_core::ids::{ClickId, PartnerId};
+use tribute_core::ids::PartnerId;
 
-use crate::rows::{ua_id, ClickRow, CLICK_COLUMNS, CLICK_FROM};
+use crate::sql::{multi_row_insert, Params, INSERT_ROWS};
 use crate::{to_ms, BoxFuture, Context, Result, Store};
 
-/// Rows per multi-row INSERT on the sqlx path (PostgreSQL): sqlx's cost per
-/// statement grows faster than its size, and about 20 rows was the fastest.
-const ROWS_PER_STATEMENT: usize = 20;
-const COLUMNS_PER_ROW: usize = 13;
+/// The columns a click is written with, in the order both writers (this
+/// one and SQLite's batch writer) bind them.
+pub(crate) const CLICK_COLUMNS: [&str; 13] = [
+    "id",
+    "program_id",
+    "link_id",
+    "partner_id",
+    "at",
+    "ip_truncated",
+    "ip_hash",
+    "visitor_hash",
+    "ua_id",
+    "referrer",
+    "source",
+    "is_bot",
+    "day",
+];
+
+/// A row whose id exists is skipped: a click id is random, so a replayed
+/// batch after a crash must not fail whole; a user agent is keyed by its hash.
+pub(crate) const SKIP_EXISTING_ID: &str = "ON CONFLICT (id) DO NOTHING";
+
+/// Each distinct user agent once, keyed by [`ua_id`].
+pub(crate) const USER_AGENT_COLUMNS: [&str; 2] = ["id", "user_agent"];
 
 /// A partner's click metrics over a period.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -38,30 +58,6 @@ struct SourceRow {
     unique_clicks: i64,
 }
 
-fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO clicks (id, program_id, link_id, partner_id, at, ip_truncated, ip_hash, \
-         visitor_hash, ua_id, referrer, source, is_bot, day) VALUES ",
-    );
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for c in 0..COLUMNS_PER_ROW {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&(r * COLUMNS_PER_ROW + c + 1).to_string());
-        }
-        sql.push(')');
-    }
-    // A click id is random; a replayed batch after a crash must not fail whole.
-    sql.push_str(" ON CONFLICT (id) DO NOTHING");
-    sql
-}
-
 impl Store {
     /// Write clicks in one transaction, as few statements as possible.
     ///
@@ -73,11 +69,11 @@ impl Store {
     }
 
     /// [`Store::insert_clicks`] taking the batch by value (no copy on the
-    /// SQLite fast path); the batch is handed back for reuse or retry.
+    /// SQLite batch writer); the batch is handed back for reuse or retry.
     pub fn write_clicks(&self, clicks: Vec<Click>) -> BoxFuture<'_, (Vec<Click>, Result<()>)> {
         Box::pin(async move {
-            match self.fast() {
-                Some(fast) if !clicks.is_empty() => fast.insert_owned(clicks).await,
+            match self.sqlite_batch() {
+                Some(batch) if !clicks.is_empty() => batch.insert_clicks(clicks).await,
                 _ => {
                     let r = self.insert_clicks_inner(&clicks).await;
                     (clicks, r)
@@ -97,16 +93,29 @@ impl Store {
             .filter_map(|c| c.user_agent.as_deref())
             .map(|ua| (ua_id(ua), ua))
             .collect();
+        let insert_agent = multi_row_insert(
+            "user_agents",
+            &USER_AGENT_COLUMNS,
+            1,
+            SKIP_EXISTING_ID,
+            Params::Numbered,
+        );
         for (id, ua) in agents {
-            sqlx::query("INSERT INTO user_agents (id, user_agent) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+            sqlx::query(&insert_agent)
                 .bind(id)
                 .bind(ua)
                 .execute(&mut *tx)
                 .await
                 .context("inserting user agent")?;
         }
-        for chunk in clicks.chunks(ROWS_PER_STATEMENT) {
-            let sql = insert_sql(chunk.len());
+        for chunk in clicks.chunks(INSERT_ROWS) {
+            let sql = multi_row_insert(
+                "clicks",
+                &CLICK_COLUMNS,
+                chunk.len(),
+                SKIP_EXISTING_ID,
+                Params::Numbered,
+            );
             let mut q = sqlx::query(&sql);
             for c in chunk {
                 q = q
@@ -128,52 +137,6 @@ impl Store {
         }
         tx.commit().await.context("committing click batch")?;
         Ok(())
-    }
-
-    #[tracing::instrument(skip(self))]
-    pub async fn click(&self, id: &ClickId) -> Result<Option<Click>> {
-        sqlx::query_as::<_, ClickRow>(&format!(
-            "SELECT {CLICK_COLUMNS} FROM {CLICK_FROM} WHERE c.id = $1"
-        ))
-        .bind(id.as_str())
-        .fetch_optional(self.pool())
-        .await
-        .context("loading click")?
-        .map(Click::try_from)
-        .transpose()
-    }
-
-    /// A partner's clicks in `[from, to)`, newest first, at most `limit`.
-    #[tracing::instrument(skip(self))]
-    pub async fn partner_clicks(
-        &self,
-        partner: &PartnerId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<Click>> {
-        sqlx::query_as::<_, ClickRow>(&format!(
-            "SELECT {CLICK_COLUMNS} FROM {CLICK_FROM} WHERE c.partner_id = $1 AND c.at >= $2 AND c.at < $3 \
-             ORDER BY c.at DESC, c.id LIMIT $4"
-        ))
-        .bind(partner.as_str())
-        .bind(to_ms(from))
-        .bind(to_ms(to))
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
-        .context("listing clicks")?
-        .into_iter()
-        .map(Click::try_from)
-        .collect()
-    }
-
-    /// Every click recorded, bots included (for benchmarks and checks).
-    pub async fn count_clicks(&self) -> Result<i64> {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM clicks")
-            .fetch_one(self.pool())
-            .await
-            .context("counting clicks")
     }
 
     /// Click metrics of a partner in `[from, to)`, by link source.
@@ -218,4 +181,13 @@ impl Store {
         }
         Ok(metrics)
     }
+}
+
+/// The key of a user agent in `user_agents`: a fixed-key SipHash, the same
+/// on every node and in every version.
+pub(crate) fn ua_id(user_agent: &str) -> i64 {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x7472_6962, 0x7561);
+    h.write(user_agent.as_bytes());
+    h.finish() as i64
 }

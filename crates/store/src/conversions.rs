@@ -67,16 +67,58 @@ impl TryFrom<ConversionRow> for Conversion {
 }
 
 /// A partner's part of a conversion.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Credit {
     pub partner_id: String,
     /// The partner's slug (empty if the partner was since deleted).
     pub slug: String,
     /// Exact share: `weight / weight_total`.
-    pub weight: String,
-    pub weight_total: String,
+    pub weight: u64,
+    pub weight_total: u64,
     /// The partner's part of the conversion value, in minor units.
     pub amount_minor: i64,
+}
+
+impl Credit {
+    /// The share as a float, for display only: amounts are exact.
+    pub fn share_ratio(&self) -> f64 {
+        if self.weight_total == 0 {
+            0.0
+        } else {
+            self.weight as f64 / self.weight_total as f64
+        }
+    }
+}
+
+/// Columns of a credit as read (`c`: `conversion_credits`, `p`: `partners`).
+const CREDIT_COLUMNS: &str =
+    "c.partner_id, COALESCE(p.slug, '') AS slug, c.weight, c.weight_total, c.amount_minor";
+
+/// A credit as stored: weights are `u64` kept as text, since PostgreSQL's
+/// BIGINT is signed.
+#[derive(FromRow)]
+struct CreditRow {
+    partner_id: String,
+    slug: String,
+    weight: String,
+    weight_total: String,
+    amount_minor: i64,
+}
+
+impl TryFrom<CreditRow> for Credit {
+    type Error = StoreError;
+    fn try_from(r: CreditRow) -> Result<Self> {
+        Ok(Credit {
+            weight: r.weight.parse().map_err(|e| corrupt("credit weight", e))?,
+            weight_total: r
+                .weight_total
+                .parse()
+                .map_err(|e| corrupt("credit weight_total", e))?,
+            partner_id: r.partner_id,
+            slug: r.slug,
+            amount_minor: r.amount_minor,
+        })
+    }
 }
 
 /// Which conversions to list.
@@ -210,15 +252,18 @@ impl Store {
 
     /// Partners credited with a conversion, with exact shares and amounts.
     pub async fn conversion_credits(&self, id: &ConversionId) -> Result<Vec<Credit>> {
-        sqlx::query_as::<_, Credit>(
-            "SELECT c.partner_id, COALESCE(p.slug, '') AS slug, c.weight, c.weight_total, c.amount_minor \
+        sqlx::query_as::<_, CreditRow>(&format!(
+            "SELECT {CREDIT_COLUMNS} \
              FROM conversion_credits c LEFT JOIN partners p ON p.id = c.partner_id \
-             WHERE c.conversion_id = $1 ORDER BY c.amount_minor DESC, c.partner_id",
-        )
+             WHERE c.conversion_id = $1 ORDER BY c.amount_minor DESC, c.partner_id"
+        ))
         .bind(id.as_str())
         .fetch_all(self.pool())
         .await
-        .context("loading credits")
+        .context("loading credits")?
+        .into_iter()
+        .map(Credit::try_from)
+        .collect()
     }
 
     /// Credits of several conversions in one query (for lists), by conversion id.
@@ -230,7 +275,7 @@ impl Store {
         struct Row {
             conversion_id: String,
             #[sqlx(flatten)]
-            credit: Credit,
+            credit: CreditRow,
         }
         let mut out: std::collections::HashMap<String, Vec<Credit>> =
             std::collections::HashMap::new();
@@ -240,8 +285,7 @@ impl Store {
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
-                "SELECT c.conversion_id, c.partner_id, COALESCE(p.slug, '') AS slug, c.weight, \
-                 c.weight_total, c.amount_minor FROM conversion_credits c \
+                "SELECT c.conversion_id, {CREDIT_COLUMNS} FROM conversion_credits c \
                  LEFT JOIN partners p ON p.id = c.partner_id WHERE c.conversion_id IN ({list}) \
                  ORDER BY c.amount_minor DESC, c.partner_id"
             );
@@ -250,7 +294,9 @@ impl Store {
                 q = q.bind(id.as_str());
             }
             for r in q.fetch_all(self.pool()).await.context("loading credits")? {
-                out.entry(r.conversion_id).or_default().push(r.credit);
+                out.entry(r.conversion_id)
+                    .or_default()
+                    .push(Credit::try_from(r.credit)?);
             }
         }
         Ok(out)

@@ -7,36 +7,41 @@
 //! migrations, and `tests/conformance.rs` runs every behaviour against both,
 //! which is what keeps "one behaviour" true rather than hoped for.
 //!
-//! Rows are read through backend-neutral row structs (`rows.rs`) and turned
-//! into `tribute_core` values there; nothing outside this crate sees SQL.
+//! Rows are read through backend-neutral row structs, each beside the
+//! queries that read it, and turned into `tribute_core` values there;
+//! nothing outside this crate sees SQL.
 
 mod attribution;
 mod clicks;
 mod conversions;
-mod fastsqlite;
+mod events;
+mod identity;
 mod keys;
 mod links;
 mod migrate;
 mod partners;
 mod programs;
-mod rows;
+mod sql;
+mod sqlite_batch;
+#[cfg(feature = "test-support")]
 pub mod testing;
-mod tracking;
+mod touches;
+mod tracking_settings;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Connection, Executor};
+use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 
 pub use attribution::{ConversionJourney, StoredFit};
 pub use clicks::{MetricsBySource, PartnerMetrics};
 pub use conversions::{ConversionFilter, Credit};
-pub use keys::{ApiKey, Principal};
+pub use events::IngestOutcome;
 pub use links::OwnedFilter;
 pub use partners::PartnerFilter;
-pub use tracking::{IngestOutcome, NewTouch};
+pub use touches::NewTouch;
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +65,21 @@ pub enum StoreError {
     /// hand-edited row, reported rather than papered over.
     #[error("corrupt row: {0}")]
     Corrupt(String),
-    #[error("database error: {0}")]
-    Native(String),
+    /// SQLite's batch writer (clicks, events) failed.
+    #[error("sqlite error while {context}")]
+    Sqlite {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The blocking thread of SQLite's batch writer failed (it panicked or
+    /// the runtime shut down): the batch it held is lost.
+    #[error("the batch writer's thread failed while {context}")]
+    WriterThread {
+        context: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
     #[error("database error while {context}")]
     Database {
         context: &'static str,
@@ -123,13 +141,18 @@ impl Default for Page {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite only: the native fast path for click and event batches.
-    fast: Option<fastsqlite::FastSqlite>,
+    /// SQLite only: the native batch writer for clicks and events.
+    sqlite_batch: Option<sqlite_batch::SqliteBatchWriter>,
+}
+
+/// A value read back that no longer parses, reported as corrupt with what it was.
+pub(crate) fn corrupt(what: &str) -> impl FnOnce(tribute_core::FieldError) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
 }
 
 /// Normalise a database URL: `sqlite://path`, `sqlite:path`, a bare path,
 /// or `postgres://…` / `postgresql://…`.
-pub fn normalize_url(url: &str) -> (Backend, String) {
+fn normalize_url(url: &str) -> (Backend, String) {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return (Backend::Postgres, url.to_owned());
     }
@@ -192,28 +215,21 @@ impl Store {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers run while the click writer commits;
-                        // synchronous=NORMAL is durable across process crashes
-                        // (not power loss) and is what makes batches cheap.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
+                        conn.execute(sqlite_batch::SQLITE_PRAGMAS).await?;
                     }
                     Ok(())
                 })
             })
             .connect_with(options)
             .await?;
-        let fast = match backend {
-            Backend::Sqlite => Some(fastsqlite::FastSqlite::new(sqlite_path(&url))),
+        let sqlite_batch = match backend {
+            Backend::Sqlite => Some(sqlite_batch::SqliteBatchWriter::new(sqlite_path(&url))),
             Backend::Postgres => None,
         };
         Ok(Self {
             pool,
             backend,
-            fast,
+            sqlite_batch,
         })
     }
 
@@ -241,8 +257,21 @@ impl Store {
         &self.pool
     }
 
-    pub(crate) fn fast(&self) -> Option<&fastsqlite::FastSqlite> {
-        self.fast.as_ref()
+    pub(crate) fn sqlite_batch(&self) -> Option<&sqlite_batch::SqliteBatchWriter> {
+        self.sqlite_batch.as_ref()
+    }
+
+    /// A transaction that reads and then writes. On SQLite it takes the
+    /// write lock at once (`BEGIN IMMEDIATE`): a deferred transaction that
+    /// read first cannot upgrade once another connection has written, and
+    /// fails with "database is locked" instead of waiting its turn.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> std::result::Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 }
 

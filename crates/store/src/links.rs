@@ -1,11 +1,11 @@
 //! Links and coupons.
 
+use sqlx::FromRow;
 use tribute_core::coupon::{Coupon, CouponCode};
 use tribute_core::ids::{CouponId, LinkId, PartnerId, ProgramId};
-use tribute_core::link::Link;
+use tribute_core::link::{Link, ShortCode, Utm};
 
-use crate::rows::{CouponRow, LinkRow, COUPON_COLUMNS, LINK_COLUMNS};
-use crate::{on_unique, to_ms, Context, Page, Result, Store, StoreError};
+use crate::{corrupt, from_ms, on_unique, to_ms, Context, Page, Result, Store, StoreError};
 
 /// Which links or coupons to list.
 #[derive(Debug, Clone, Default)]
@@ -210,5 +210,77 @@ impl Store {
         .into_iter()
         .map(Coupon::try_from)
         .collect()
+    }
+}
+
+const LINK_COLUMNS: &str = "id, program_id, partner_id, code, destination, source, \
+     medium, campaign, content, utm_source, utm_medium, utm_campaign, utm_content, expires_at, \
+     created_at";
+
+#[derive(FromRow)]
+struct LinkRow {
+    id: String,
+    program_id: String,
+    partner_id: String,
+    code: String,
+    destination: String,
+    source: Option<String>,
+    medium: Option<String>,
+    campaign: Option<String>,
+    content: Option<String>,
+    utm_source: Option<String>,
+    utm_medium: Option<String>,
+    utm_campaign: Option<String>,
+    utm_content: Option<String>,
+    expires_at: Option<i64>,
+    created_at: i64,
+}
+
+impl TryFrom<LinkRow> for Link {
+    type Error = StoreError;
+    fn try_from(r: LinkRow) -> Result<Self> {
+        Ok(Link {
+            id: LinkId::parse(&r.id).map_err(corrupt("link id"))?,
+            program_id: ProgramId::parse(&r.program_id).map_err(corrupt("link program"))?,
+            partner_id: PartnerId::parse(&r.partner_id).map_err(corrupt("link partner"))?,
+            code: ShortCode::parse(&r.code).map_err(corrupt("link code"))?,
+            destination: r.destination,
+            source: r.source,
+            medium: r.medium,
+            campaign: r.campaign,
+            content: r.content,
+            utm: Utm {
+                source: r.utm_source,
+                medium: r.utm_medium,
+                campaign: r.utm_campaign,
+                content: r.utm_content,
+            },
+            expires_at: r.expires_at.map(from_ms).transpose()?,
+            created_at: from_ms(r.created_at)?,
+        })
+    }
+}
+
+const COUPON_COLUMNS: &str = "id, program_id, partner_id, code, created_at";
+
+#[derive(FromRow)]
+struct CouponRow {
+    id: String,
+    program_id: String,
+    partner_id: String,
+    code: String,
+    created_at: i64,
+}
+
+impl TryFrom<CouponRow> for Coupon {
+    type Error = StoreError;
+    fn try_from(r: CouponRow) -> Result<Self> {
+        Ok(Coupon {
+            id: CouponId::parse(&r.id).map_err(corrupt("coupon id"))?,
+            program_id: ProgramId::parse(&r.program_id).map_err(corrupt("coupon program"))?,
+            partner_id: PartnerId::parse(&r.partner_id).map_err(corrupt("coupon partner"))?,
+            code: CouponCode::parse(&r.code).map_err(corrupt("coupon code"))?,
+            created_at: from_ms(r.created_at)?,
+        })
     }
 }

@@ -28,6 +28,7 @@ const SQLITE: &[Migration] = migrations!("sqlite":
     1 => "0001_foundation.sql",
     2 => "0002_tracking.sql",
     3 => "0003_fits.sql",
+    4 => "0004_key_kinds.sql",
     6 => "0006_conversion_reports.sql",
 );
 
@@ -35,6 +36,7 @@ const POSTGRES: &[Migration] = migrations!("postgres":
     1 => "0001_foundation.sql",
     2 => "0002_tracking.sql",
     3 => "0003_fits.sql",
+    4 => "0004_key_kinds.sql",
     6 => "0006_conversion_reports.sql",
 );
 
@@ -42,6 +44,15 @@ const POSTGRES: &[Migration] = migrations!("postgres":
 const PG_LOCK_KEY: i64 = 0x0074_7269_6275_7465;
 
 pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> anyhow::Result<Vec<String>> {
+    run_until(pool, backend, i64::MAX).await
+}
+
+/// Apply the migrations not yet applied whose version is at most `last`.
+pub(crate) async fn run_until(
+    pool: &AnyPool,
+    backend: Backend,
+    last: i64,
+) -> anyhow::Result<Vec<String>> {
     // The lock is held by one pooled connection while the migrations run on
     // others: it is a session lock, so it excludes other nodes all the same.
     let mut lock = pool.acquire().await?;
@@ -51,7 +62,7 @@ pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> anyhow::Result<Vec<
             .execute(&mut *lock)
             .await?;
     }
-    let result = apply(pool, backend).await;
+    let result = apply(pool, backend, last).await;
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(PG_LOCK_KEY)
@@ -61,7 +72,7 @@ pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> anyhow::Result<Vec<
     result
 }
 
-async fn apply(pool: &AnyPool, backend: Backend) -> anyhow::Result<Vec<String>> {
+async fn apply(pool: &AnyPool, backend: Backend, last: i64) -> anyhow::Result<Vec<String>> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS tribute_migrations (
             version    BIGINT PRIMARY KEY,
@@ -82,7 +93,10 @@ async fn apply(pool: &AnyPool, backend: Backend) -> anyhow::Result<Vec<String>> 
         Backend::Postgres => POSTGRES,
     };
     let mut applied = Vec::new();
-    for m in all.iter().filter(|m| !done.contains(&m.version)) {
+    for m in all
+        .iter()
+        .filter(|m| m.version <= last && !done.contains(&m.version))
+    {
         let mut tx = pool.begin().await?;
         // Through the `Executor` method rather than `RawSql::execute`, whose
         // generic async fn trips rust-lang/rust#102211 (a spurious non-Send).

@@ -1,10 +1,10 @@
 //! Partners.
 
+use sqlx::FromRow;
 use tribute_core::ids::{PartnerId, ProgramId};
-use tribute_core::partner::{Partner, Slug};
+use tribute_core::partner::{Email, Partner, PartnerStatus, Slug};
 
-use crate::rows::{PartnerRow, PARTNER_COLUMNS};
-use crate::{on_unique, to_ms, Context, Page, Result, Store, StoreError};
+use crate::{corrupt, from_ms, on_unique, to_ms, Context, Page, Result, Store, StoreError};
 
 /// Which partners to list.
 #[derive(Debug, Clone, Default)]
@@ -131,5 +131,50 @@ impl Store {
         .into_iter()
         .map(Partner::try_from)
         .collect()
+    }
+}
+
+const PARTNER_COLUMNS: &str =
+    "id, program_id, slug, name, email, status, tier, group_name, team_lead_id, created_at";
+
+#[derive(FromRow)]
+struct PartnerRow {
+    id: String,
+    program_id: String,
+    slug: String,
+    name: String,
+    email: Option<String>,
+    status: String,
+    tier: Option<String>,
+    group_name: Option<String>,
+    team_lead_id: Option<String>,
+    created_at: i64,
+}
+
+impl TryFrom<PartnerRow> for Partner {
+    type Error = StoreError;
+    fn try_from(r: PartnerRow) -> Result<Self> {
+        Ok(Partner {
+            id: PartnerId::parse(&r.id).map_err(corrupt("partner id"))?,
+            program_id: ProgramId::parse(&r.program_id).map_err(corrupt("partner program"))?,
+            slug: Slug::parse(&r.slug).map_err(corrupt("partner slug"))?,
+            name: r.name,
+            email: r
+                .email
+                .as_deref()
+                .map(Email::parse)
+                .transpose()
+                .map_err(corrupt("partner email"))?,
+            status: PartnerStatus::parse(&r.status).map_err(corrupt("partner status"))?,
+            tier: r.tier,
+            group: r.group_name,
+            team_lead_id: r
+                .team_lead_id
+                .as_deref()
+                .map(PartnerId::parse)
+                .transpose()
+                .map_err(corrupt("partner team lead"))?,
+            created_at: from_ms(r.created_at)?,
+        })
     }
 }

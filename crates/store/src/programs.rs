@@ -1,10 +1,12 @@
 //! Programs.
 
+use sqlx::FromRow;
+use tribute_core::attribution::ModelKind;
 use tribute_core::ids::ProgramId;
-use tribute_core::program::Program;
+use tribute_core::money::Currency;
+use tribute_core::program::{AllowedDomain, Program, ProgramSettings};
 
-use crate::rows::{ProgramRow, PROGRAM_COLUMNS};
-use crate::{to_ms, Context, Page, Result, Store, StoreError};
+use crate::{corrupt, from_ms, to_ms, Context, Page, Result, Store, StoreError};
 
 impl Store {
     #[tracing::instrument(skip(self, p), fields(id = %p.id))]
@@ -17,7 +19,7 @@ impl Store {
         .bind(&s.name)
         .bind(s.currency.as_str())
         .bind(domains_json(p))
-        .bind(&s.default_model)
+        .bind(s.default_model.as_str())
         .bind(s.window_days)
         .bind(s.cookie_days)
         .bind(s.hold_days)
@@ -39,7 +41,7 @@ impl Store {
         .bind(p.id.as_str())
         .bind(&s.name)
         .bind(domains_json(p))
-        .bind(&s.default_model)
+        .bind(s.default_model.as_str())
         .bind(s.window_days)
         .bind(s.cookie_days)
         .bind(s.hold_days)
@@ -89,4 +91,46 @@ fn domains_json(p: &Program) -> String {
         .map(|d| d.as_str())
         .collect();
     serde_json::to_string(&list).expect("a list of strings serialises")
+}
+
+const PROGRAM_COLUMNS: &str = "id, name, currency, allowed_domains, default_model, \
+     window_days, cookie_days, hold_days, created_at";
+
+#[derive(FromRow)]
+struct ProgramRow {
+    id: String,
+    name: String,
+    currency: String,
+    allowed_domains: String,
+    default_model: String,
+    window_days: i64,
+    cookie_days: i64,
+    hold_days: i64,
+    created_at: i64,
+}
+
+impl TryFrom<ProgramRow> for Program {
+    type Error = StoreError;
+    fn try_from(r: ProgramRow) -> Result<Self> {
+        let domains: Vec<String> = serde_json::from_str(&r.allowed_domains)
+            .map_err(|e| StoreError::Corrupt(format!("program allowed_domains: {e}")))?;
+        Ok(Program {
+            id: ProgramId::parse(&r.id).map_err(corrupt("program id"))?,
+            settings: ProgramSettings {
+                name: r.name,
+                currency: Currency::parse(&r.currency).map_err(corrupt("program currency"))?,
+                allowed_domains: domains
+                    .iter()
+                    .map(|d| AllowedDomain::parse(d))
+                    .collect::<Result<_, _>>()
+                    .map_err(corrupt("program allowed_domains"))?,
+                default_model: ModelKind::parse(&r.default_model)
+                    .map_err(corrupt("program default_model"))?,
+                window_days: r.window_days,
+                cookie_days: r.cookie_days,
+                hold_days: r.hold_days,
+            },
+            created_at: from_ms(r.created_at)?,
+        })
+    }
 }

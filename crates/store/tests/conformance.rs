@@ -7,14 +7,15 @@
 mod common;
 
 use chrono::{DateTime, Duration, Utc};
-use tribute_core::apikey::{NewKey, Scope};
+use tribute_core::apikey::{ApiKey, KeyKind, NewKey, Principal, Scope};
+use tribute_core::attribution::ModelKind;
 use tribute_core::click::Click;
 use tribute_core::coupon::{Coupon, CouponCode};
 use tribute_core::ids::{ApiKeyId, ClickId, CouponId, LinkId, PartnerId};
 use tribute_core::link::{Link, ShortCode, Utm};
 use tribute_core::partner::{Partner, PartnerStatus, Slug};
 use tribute_core::program::{AllowedDomain, Program};
-use tribute_store::{ApiKey, OwnedFilter, Page, PartnerFilter, Principal, Store, StoreError};
+use tribute_store::{OwnedFilter, Page, PartnerFilter, Store, StoreError};
 
 use common::{conformance, program_at, t0};
 
@@ -101,7 +102,7 @@ async fn program_round_trips_and_updates(store: Store) {
     p.settings
         .allowed_domains
         .push(AllowedDomain::parse("acme.shop").unwrap());
-    p.settings.default_model = "linear".into();
+    p.settings.default_model = ModelKind::Linear;
     store.update_program(&p).await.unwrap();
     assert_eq!(store.program(&p.id).await.unwrap(), Some(p));
     let missing = program_at("Ghost", t0());
@@ -370,10 +371,12 @@ async fn api_keys_resolve_by_token_until_revoked(store: Store) {
     let key = ApiKey {
         id: ApiKeyId::generate(),
         scope: Scope::Partner,
+        kind: KeyKind::Secret,
         partner_id: Some(jane.id.clone()),
         program_id: Some(p.id.clone()),
         name: Some("jane's key".into()),
         created_at: t0(),
+        revoked_at: None,
     };
     store.insert_api_key(&key, &new.hash).await.unwrap();
     let found = store.api_key_by_token(&new.token).await.unwrap().unwrap();

@@ -56,11 +56,8 @@ async fn a_conversion_round_trips_and_its_credits_sum_exactly_to_its_value(store
     );
     assert_eq!(credits[0].weight, credits[1].weight);
     assert_eq!(credits.iter().map(|cr| cr.amount_minor).sum::<i64>(), 1001);
-    let total: u64 = credits[0].weight_total.parse().unwrap();
-    let weights: u64 = credits
-        .iter()
-        .map(|cr| cr.weight.parse::<u64>().unwrap())
-        .sum();
+    let total: u64 = credits[0].weight_total;
+    let weights: u64 = credits.iter().map(|cr| cr.weight).sum();
     assert_eq!(weights, total, "the exact shares add up to one");
 
     // An unattributed conversion has no credits.

@@ -28,6 +28,7 @@ conformance!(
     a_lead_without_a_partner_touch_counts_for_nobody,
     two_persons_with_a_lead_each_count_one_lead_once_merged,
     a_click_written_after_the_event_that_carried_its_id_still_becomes_a_touch,
+    write_events_hands_the_batch_back_in_order_with_what_it_stored,
 );
 
 // --- events and identities -------------------------------------------------
@@ -70,6 +71,41 @@ async fn ingest_events_returns_the_ids_stored_and_skips_a_repeated_external_id(s
     let outcome = store.ingest_events(&elsewhere).await.unwrap();
     assert_eq!(outcome.inserted.len(), 1);
     assert_eq!(store.count_events(&other.id).await.unwrap(), 1);
+}
+
+/// The event writer moves its group into the store and answers each
+/// request from its own stretch of the batch it gets back.
+async fn write_events_hands_the_batch_back_in_order_with_what_it_stored(store: Store) {
+    let s = seeded(&store).await;
+    let p = &s.program;
+    let click = clicked(&store, &s.jane, t0(), false).await;
+    store
+        .ingest_events(&[with_external_id(
+            event(p, EventType::PageView, anon("a1"), t0()),
+            "seen",
+        )])
+        .await
+        .unwrap();
+    let batch = vec![
+        event(p, EventType::PageView, anon("a1"), t0()),
+        with_external_id(event(p, EventType::PageView, anon("a2"), t0()), "seen"),
+        with_click(event(p, EventType::PageView, anon("a3"), t0()), &click),
+    ];
+    let (back, outcome) = store.write_events(batch.clone()).await;
+    assert_eq!(back, batch);
+    assert_eq!(
+        outcome.unwrap().inserted,
+        [batch[0].id.to_string(), batch[2].id.to_string()]
+            .into_iter()
+            .collect()
+    );
+    // The linking event of the returned batch was stitched: its click is a touch.
+    let person = store
+        .person_of(&p.id, &click_key(click.id.as_str()))
+        .await
+        .unwrap()
+        .expect("the click id joined a person");
+    assert_eq!(store.touches_of(&person).await.unwrap().len(), 1);
 }
 
 async fn an_anonymous_page_view_is_stored_but_creates_no_identity(store: Store) {

@@ -290,35 +290,49 @@ async fn the_latest_fit_of_a_model_round_trips_with_its_period(store: Store) {
     let shapley = fit(&journeys, &ModelConfig::new(ModelKind::Shapley))
         .unwrap()
         .expect("shapley is fitted");
-    let stored = |id: &str, model: &str, fit: &tribute_core::attribution::Fit, created| StoredFit {
-        id: id.into(),
-        model: model.into(),
-        period_from: t0() - Duration::days(90),
-        period_to: t0(),
-        journeys: 3,
-        fit: fit.clone(),
-        created_at: created,
-    };
-    assert!(store.latest_fit(&p.id, "markov").await.unwrap().is_none());
+    let stored =
+        |id: &str, model: ModelKind, fit: &tribute_core::attribution::Fit, created| StoredFit {
+            id: id.into(),
+            model,
+            period_from: t0() - Duration::days(90),
+            period_to: t0(),
+            journeys: 3,
+            fit: fit.clone(),
+            created_at: created,
+        };
+    assert!(store
+        .latest_fit(&p.id, ModelKind::Markov)
+        .await
+        .unwrap()
+        .is_none());
     store
-        .insert_fit(&p.id, &stored("fit_old", "markov", &markov, hours(1)))
+        .insert_fit(
+            &p.id,
+            &stored("fit_old", ModelKind::Markov, &markov, hours(1)),
+        )
         .await
         .unwrap();
     store
-        .insert_fit(&p.id, &stored("fit_new", "markov", &markov, hours(2)))
+        .insert_fit(
+            &p.id,
+            &stored("fit_new", ModelKind::Markov, &markov, hours(2)),
+        )
         .await
         .unwrap();
     store
-        .insert_fit(&p.id, &stored("fit_shap", "shapley", &shapley, hours(3)))
+        .insert_fit(
+            &p.id,
+            &stored("fit_shap", ModelKind::Shapley, &shapley, hours(3)),
+        )
         .await
         .unwrap();
     let latest = store
-        .latest_fit(&p.id, "markov")
+        .latest_fit(&p.id, ModelKind::Markov)
         .await
         .unwrap()
         .expect("a fit");
     assert_eq!(latest.id, "fit_new");
-    assert_eq!(latest.model, "markov");
+    assert_eq!(latest.model, ModelKind::Markov);
     assert_eq!(
         (latest.period_from, latest.period_to),
         (t0() - Duration::days(90), t0())
@@ -331,7 +345,7 @@ async fn the_latest_fit_of_a_model_round_trips_with_its_period(store: Store) {
     );
     assert_eq!(
         store
-            .latest_fit(&p.id, "shapley")
+            .latest_fit(&p.id, ModelKind::Shapley)
             .await
             .unwrap()
             .map(|f| f.id),
@@ -340,7 +354,7 @@ async fn the_latest_fit_of_a_model_round_trips_with_its_period(store: Store) {
     let other = program("Other");
     store.insert_program(&other).await.unwrap();
     assert!(store
-        .latest_fit(&other.id, "markov")
+        .latest_fit(&other.id, ModelKind::Markov)
         .await
         .unwrap()
         .is_none());

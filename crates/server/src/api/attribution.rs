@@ -269,7 +269,7 @@ struct FitRequest {
 #[derive(Serialize)]
 struct FitView {
     id: String,
-    model: String,
+    model: ModelKind,
     period_from: DateTime<Utc>,
     period_to: DateTime<Utc>,
     journeys: i64,
@@ -333,9 +333,10 @@ async fn latest_fit(
     let model = q
         .model
         .ok_or_else(|| FieldError::new("model", "is required"))?;
+    let model = ModelKind::parse(&model)?;
     let f = state
         .store
-        .latest_fit(&program.id, &model)
+        .latest_fit(&program.id, model)
         .await?
         .ok_or(ApiError::NotFound("fit"))?;
     Ok(Json(f.into()))

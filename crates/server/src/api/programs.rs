@@ -6,6 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
+use tribute_core::attribution::ModelKind;
 use tribute_core::ids::ProgramId;
 use tribute_core::money::Currency;
 use tribute_core::program::{AllowedDomain, Program, ProgramSettings};
@@ -129,7 +130,10 @@ async fn create(
         name: body.name.trim().to_owned(),
         currency: Currency::parse(&body.currency)?,
         allowed_domains: domains(&body.allowed_domains)?,
-        default_model: body.default_model.unwrap_or_else(|| "last_touch".into()),
+        default_model: match body.default_model.as_deref() {
+            Some(m) => ProgramSettings::parse_default_model(m)?,
+            None => ModelKind::LastTouch,
+        },
         window_days: body.window_days.unwrap_or(30),
         cookie_days: body.cookie_days.unwrap_or(90),
         hold_days: body.hold_days.unwrap_or(30),
@@ -191,7 +195,7 @@ async fn update(
         s.allowed_domains = domains(&v)?;
     }
     if let Some(v) = body.default_model {
-        s.default_model = v;
+        s.default_model = ProgramSettings::parse_default_model(&v)?;
     }
     if let Some(v) = body.window_days {
         s.window_days = v;

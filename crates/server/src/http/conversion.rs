@@ -55,11 +55,9 @@ pub struct ConversionView {
 }
 
 fn part(cr: Credit) -> PartnerPart {
-    let w: f64 = cr.weight.parse().unwrap_or(0.0);
-    let t: f64 = cr.weight_total.parse().unwrap_or(1.0);
     PartnerPart {
         share: format!("{}/{}", cr.weight, cr.weight_total),
-        share_ratio: if t > 0.0 { w / t } else { 0.0 },
+        share_ratio: cr.share_ratio(),
         partner_id: cr.partner_id,
         slug: cr.slug,
         amount: cr.amount_minor,

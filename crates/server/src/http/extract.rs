@@ -6,8 +6,8 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use tribute_core::apikey::Principal;
 use tribute_core::ids::{PartnerId, ProgramId};
-use tribute_store::Principal;
 
 use super::conversion::Viewer;
 use super::error::ApiError;

@@ -14,6 +14,7 @@ pub mod segment;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use tribute_core::apikey::Principal;
 use tribute_core::attribution::TouchKind;
 use tribute_core::identity::RawIdentifiers;
 use tribute_core::ids::{EventId, PartnerId, ProgramId};
@@ -22,7 +23,6 @@ use tribute_core::program::Program;
 pub use tribute_core::tracking::parse_occurred_at;
 use tribute_core::tracking::{Event, EventType};
 use tribute_core::FieldError;
-use tribute_store::Principal;
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::AppState;
@@ -45,12 +45,14 @@ pub async fn ingest_program(
         (
             Principal::Ingest {
                 program_id: Some(p),
+                ..
             },
             None,
         ) => p.clone(),
         (
             Principal::Ingest {
                 program_id: Some(p),
+                ..
             },
             Some(g),
         ) => {
@@ -61,12 +63,20 @@ pub async fn ingest_program(
             }
             p.clone()
         }
-        (Principal::Admin, Some(g)) | (Principal::Ingest { program_id: None }, Some(g)) => {
-            ProgramId::parse(g).map_err(|e| e.at("program_id"))?
-        }
-        (Principal::Admin, None) | (Principal::Ingest { program_id: None }, None) => {
-            return Err(FieldError::new("program_id", "is required with this key").into())
-        }
+        (Principal::Admin, Some(g))
+        | (
+            Principal::Ingest {
+                program_id: None, ..
+            },
+            Some(g),
+        ) => ProgramId::parse(g).map_err(|e| e.at("program_id"))?,
+        (Principal::Admin, None)
+        | (
+            Principal::Ingest {
+                program_id: None, ..
+            },
+            None,
+        ) => return Err(FieldError::new("program_id", "is required with this key").into()),
         (Principal::Partner { .. }, _) => return Err(ApiError::Forbidden),
     };
     state
@@ -74,11 +84,6 @@ pub async fn ingest_program(
         .await?
         .map(|p| p.as_ref().clone())
         .ok_or_else(|| FieldError::new("program_id", "no such program").into())
-}
-
-/// A click id's text, checked (see `tribute_core::tracking::parse_click_id`).
-pub fn parse_click_id(field: &str, v: Option<&str>) -> Result<Option<String>, FieldError> {
-    Ok(tribute_core::tracking::parse_click_id(field, v)?.map(|c| c.to_string()))
 }
 
 /// The partner a `?via=` value names: a partner slug of the program, or a
@@ -180,7 +185,8 @@ impl EventInput {
             }
             other => other,
         };
-        let click_id = parse_click_id("click_id", self.click_id.as_deref()).map_err(at)?;
+        let click_id = tribute_core::tracking::parse_click_id("click_id", self.click_id.as_deref())
+            .map_err(at)?;
         let mut partner = None;
         if let Some(via) = self.via.as_deref().filter(|v| !v.is_empty()) {
             match resolve_via(state, &program.id, via).await? {

@@ -4,7 +4,7 @@
 //! stored when it covers enough journeys to be worth reusing.
 
 use chrono::{DateTime, Duration, Utc};
-use tribute_core::attribution::{fit, Fit, ModelConfig, ModelKind};
+use tribute_core::attribution::{fit, Fit, ModelConfig};
 use tribute_core::ids::ProgramId;
 use tribute_core::program::Program;
 use tribute_core::FieldError;
@@ -18,7 +18,7 @@ pub const DEFAULT_FIT_DAYS: i64 = 90;
 
 /// A program's default model with its window.
 pub fn program_model(program: &Program) -> ApiResult<ModelConfig> {
-    let model = ModelKind::parse(&program.settings.default_model)?;
+    let model = program.settings.default_model;
     let window = u32::try_from(program.settings.window_days)
         .map_err(|_| FieldError::new("window_days", "out of range"))?;
     Ok(ModelConfig::new(model).with_window_days(window))
@@ -41,7 +41,7 @@ pub async fn make_fit(
         .map_err(|e| anyhow::anyhow!("fit task failed: {e}"))??;
     Ok(fitted.map(|f| StoredFit {
         id: format!("fit_{}", tribute_core::ids::random_base62(20)),
-        model: f.model().as_str().to_owned(),
+        model: f.model(),
         period_from: from,
         period_to: to,
         journeys: n,
@@ -71,7 +71,7 @@ pub async fn fit_for(
         return Ok(None);
     }
     let now = Utc::now();
-    let latest = state.store.latest_fit(program, cfg.model.as_str()).await?;
+    let latest = state.store.latest_fit(program, cfg.model).await?;
     if let Some(f) = &latest {
         if now - f.created_at < Duration::days(FIT_MAX_AGE_DAYS) {
             return Ok(Some(f.fit.clone()));

@@ -2,19 +2,26 @@
 //! commits whatever has gathered in one transaction and then answers every
 //! request in it. Under load, one commit serves many requests; a request is
 //! answered only after its events are durable.
+//!
+//! Events are moved, never copied: each request's events are appended to
+//! the group, the group is moved into the store and handed back, and each
+//! request is answered from its own stretch of it.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use tribute_core::tracking::Event;
-use tribute_store::Store;
+use tribute_store::{Store, StoreError};
 
 use super::Worker;
 
 /// Most events one transaction takes.
 const MAX_GROUP: usize = 5_000;
 
-type Reply = oneshot::Sender<Result<BTreeSet<String>, String>>;
+/// The ids a request's events were stored under, or the group's failure
+/// (shared by every request of the group, hence the `Arc`).
+type Reply = oneshot::Sender<Result<BTreeSet<String>, Arc<StoreError>>>;
 
 #[derive(Clone)]
 pub struct EventWriter {
@@ -39,21 +46,32 @@ impl EventWriter {
                         Err(_) => break,
                     }
                 }
-                let all: Vec<Event> = pending
-                    .iter()
-                    .flat_map(|(e, _)| e.iter().cloned())
-                    .collect();
-                let result = store.ingest_events(&all).await;
+                let mut group: Vec<Event> = Vec::with_capacity(size);
+                let mut replies: Vec<(usize, Reply)> = Vec::with_capacity(pending.len());
                 for (events, reply) in pending.drain(..) {
-                    let answer = match &result {
-                        Ok(outcome) => Ok(events
-                            .iter()
-                            .filter(|e| outcome.inserted.contains(e.id.as_str()))
-                            .map(|e| e.id.to_string())
-                            .collect()),
-                        Err(e) => Err(format!("{e:?}")),
-                    };
-                    let _ = reply.send(answer);
+                    replies.push((events.len(), reply));
+                    group.extend(events);
+                }
+                let (group, result) = store.write_events(group).await;
+                match result {
+                    Ok(outcome) => {
+                        let mut events = group.iter();
+                        for (n, reply) in replies {
+                            let stored = events
+                                .by_ref()
+                                .take(n)
+                                .filter(|e| outcome.inserted.contains(e.id.as_str()))
+                                .map(|e| e.id.to_string())
+                                .collect();
+                            let _ = reply.send(Ok(stored));
+                        }
+                    }
+                    Err(e) => {
+                        let e = Arc::new(e);
+                        for (_, reply) in replies {
+                            let _ = reply.send(Err(Arc::clone(&e)));
+                        }
+                    }
                 }
             }
         });
@@ -73,6 +91,6 @@ impl EventWriter {
         answer
             .await
             .map_err(|_| anyhow::anyhow!("event writer stopped"))?
-            .map_err(|e| anyhow::anyhow!("storing events: {e}"))
+            .map_err(|e| anyhow::Error::new(e).context("storing events"))
     }
 }

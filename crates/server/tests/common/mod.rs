@@ -19,12 +19,12 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tribute_core::apikey::{NewKey, Scope};
+use tribute_core::apikey::{ApiKey, KeyKind, NewKey, Scope};
 use tribute_core::click::Click;
 use tribute_core::ids::{ApiKeyId, ClickId, PartnerId, ProgramId};
 use tribute_server::{App, ServerConfig};
 use tribute_store::testing::TestDb;
-use tribute_store::{ApiKey, Backend, Store};
+use tribute_store::{Backend, Store};
 use url::Url;
 
 pub mod shop;
@@ -122,10 +122,14 @@ pub async fn insert_key(
     let key = ApiKey {
         id: ApiKeyId::generate(),
         scope,
+        // Every ingest key of the existing tests is secret, as every ingest
+        // key made before key kinds existed is.
+        kind: KeyKind::Secret,
         partner_id,
         program_id,
         name: Some("test".into()),
         created_at: Utc::now(),
+        revoked_at: None,
     };
     store
         .insert_api_key(&key, &new.hash)

@@ -59,7 +59,7 @@ pub fn program_at(name: &str, at: DateTime<Utc>) -> Program {
             name: name.into(),
             currency: Currency::parse("EUR").unwrap(),
             allowed_domains: vec![AllowedDomain::parse("acme.test").unwrap()],
-            default_model: "last_touch".into(),
+            default_model: ModelKind::LastTouch,
             window_days: 30,
             cookie_days: 90,
             hold_days: 14,
@@ -180,7 +180,7 @@ pub fn with_external_id(mut e: Event, external: &str) -> Event {
 }
 
 pub fn with_click(mut e: Event, click: &Click) -> Event {
-    e.click_id = Some(click.id.to_string());
+    e.click_id = Some(click.id.clone());
     e
 }
 

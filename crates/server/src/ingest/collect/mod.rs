@@ -26,9 +26,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tribute_core::apikey::Principal;
 use tribute_core::program::Program;
 use tribute_core::tracking::{ConsentMode, TrackingSettings};
-use tribute_store::Principal;
 
 use self::cors::{check_origin, origin_refused, preflight, with_cors};
 use self::events::ingest;

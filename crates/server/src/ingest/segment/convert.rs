@@ -10,12 +10,12 @@ use tribute_core::identity::{Identifiers, RawIdentifiers};
 use tribute_core::ids::{ClickId, EventId, PartnerId};
 use tribute_core::link::CLICK_ID_PARAM;
 use tribute_core::program::Program;
-use tribute_core::tracking::{Event, EventType, TrackMeaning, TrackingSettings};
+use tribute_core::tracking::{parse_click_id, Event, EventType, TrackMeaning, TrackingSettings};
 use tribute_core::FieldError;
 
 use super::message::{bad, id_text, parse_time, query_param, text_of, Kind, Located};
 use crate::http::error::ApiResult;
-use crate::ingest::{parse_click_id, parse_occurred_at, resolve_via};
+use crate::ingest::{parse_occurred_at, resolve_via};
 use crate::AppState;
 
 /// Longest `messageId` kept: derived external ids add a short suffix and
@@ -359,7 +359,7 @@ impl Ctx<'_> {
         &self,
         props: Option<&Map<String, Value>>,
         person: Identifiers,
-        click_id: Option<String>,
+        click_id: Option<ClickId>,
         occurred_at: DateTime<Utc>,
         message_id: Option<String>,
     ) -> Result<NewConversion, FieldError> {
@@ -376,11 +376,7 @@ impl Ctx<'_> {
             // A write key may be public (analytics.js): the owner approves.
             status: reported_status("properties.status", self.reporter, None)?,
             ids: person,
-            click_id: click_id
-                .as_deref()
-                .map(ClickId::parse)
-                .transpose()
-                .map_err(|e| e.at("properties.tid"))?,
+            click_id,
             coupon: order.coupon,
             products: order.products,
             occurred_at,

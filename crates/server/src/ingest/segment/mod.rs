@@ -28,9 +28,9 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use chrono::Utc;
 use serde_json::{json, Value};
+use tribute_core::apikey::Principal;
 use tribute_core::conversion::Reporter;
 use tribute_core::program::Program;
-use tribute_store::Principal;
 
 use self::convert::Ctx;
 use self::message::{split, Endpoint, Kind};
@@ -217,6 +217,7 @@ async fn write_key_program(state: &AppState, key: &str) -> ApiResult<Program> {
     match principal {
         Principal::Ingest {
             program_id: Some(_),
+            ..
         } => ingest_program(state, &principal, None).await,
         _ => Err(ApiError::Forbidden),
     }

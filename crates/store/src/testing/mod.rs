@@ -1,8 +1,11 @@
-//! Fresh databases for tests: a SQLite file, or a new PostgreSQL database
-//! on the local server (dropped afterwards).
+//! What tests need and production must not see (feature `test-support`):
+//! fresh databases (a SQLite file, or a new PostgreSQL database on the local
+//! server, dropped afterwards) and reads only tests make (`inspect.rs`).
 //!
 //! Without PostgreSQL a test run skips the PostgreSQL half with a visible
 //! message; with `CI=true` a missing PostgreSQL is a failure.
+
+mod inspect;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -40,9 +43,13 @@ fn random_suffix() -> String {
 impl TestDb {
     /// A fresh SQLite file in the temp directory.
     pub async fn sqlite() -> Self {
+        Self::sqlite_migrated(true).await
+    }
+
+    async fn sqlite_migrated(migrate: bool) -> Self {
         let path = std::env::temp_dir().join(format!("tribute-test-{}.db", random_suffix()));
         let url = format!("sqlite://{}", path.display());
-        let store = Store::open(&url).await.expect("opening test sqlite");
+        let store = open(&url, migrate).await;
         Self {
             store,
             url,
@@ -88,6 +95,10 @@ impl TestDb {
     /// A fresh PostgreSQL database, or `None` (with a message) when there is
     /// no server and this is not CI.
     pub async fn postgres() -> Option<Self> {
+        Self::postgres_migrated(true).await
+    }
+
+    async fn postgres_migrated(migrate: bool) -> Option<Self> {
         let admin_url = postgres_admin_url();
         let name = format!("tribute_test_{}", random_suffix());
         let admin = match Store::connect(&admin_url).await {
@@ -107,7 +118,7 @@ impl TestDb {
             .expect("creating test database");
         admin.close().await;
         let url = database_url(&admin_url, &name);
-        let store = Store::open(&url).await.expect("opening test postgres");
+        let store = open(&url, migrate).await;
         Some(Self {
             store,
             url,
@@ -117,9 +128,13 @@ impl TestDb {
 
     /// A fresh database of the given backend (`None`: PostgreSQL unavailable outside CI).
     pub async fn of(backend: Backend) -> Option<Self> {
+        Self::of_migrated(backend, true).await
+    }
+
+    async fn of_migrated(backend: Backend, migrate: bool) -> Option<Self> {
         match backend {
-            Backend::Sqlite => Some(Self::sqlite().await),
-            Backend::Postgres => Self::postgres().await,
+            Backend::Sqlite => Some(Self::sqlite_migrated(migrate).await),
+            Backend::Postgres => Self::postgres_migrated(migrate).await,
         }
     }
 
@@ -160,6 +175,29 @@ fn database_url(admin_url: &str, name: &str) -> String {
     format!("{base}/{name}{query}")
 }
 
+async fn open(url: &str, migrate: bool) -> Store {
+    let store = Store::connect(url).await.expect("opening test database");
+    if migrate {
+        store.migrate().await.expect("migrating test database");
+    }
+    store
+}
+
+impl Store {
+    /// Apply the migrations up to `version` only: to write rows as an older
+    /// version did, then see what the later migrations make of them.
+    pub async fn migrate_until(&self, version: i64) -> anyhow::Result<Vec<String>> {
+        crate::migrate::run_until(self.pool(), self.backend(), version).await
+    }
+
+    /// Run SQL as it is (rows written as an older version wrote them).
+    pub async fn execute_sql(&self, sql: &str) -> crate::Result<()> {
+        use crate::Context;
+        self.pool().execute(sql).await.context("running test SQL")?;
+        Ok(())
+    }
+}
+
 /// Run `test` on a fresh database of `backend`, then drop the database even
 /// if the test panicked (the panic is passed on).
 pub async fn run_on<F, Fut>(backend: Backend, test: F)
@@ -167,7 +205,25 @@ where
     F: FnOnce(Store) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Some(db) = TestDb::of(backend).await else {
+    run_on_migrated(backend, true, test).await
+}
+
+/// [`run_on`] on a database with no schema yet: the test migrates it
+/// (see [`Store::migrate_until`]).
+pub async fn run_on_unmigrated<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    run_on_migrated(backend, false, test).await
+}
+
+async fn run_on_migrated<F, Fut>(backend: Backend, migrate: bool, test: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(db) = TestDb::of_migrated(backend, migrate).await else {
         return;
     };
     let outcome = tokio::spawn(test(db.store.clone())).await;

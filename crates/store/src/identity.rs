@@ -1,0 +1,251 @@
+//! The identity graph: identifiers seen together become one person, and the
+//! persons' leads.
+//!
+//! Only events that link identifiers or name a partner enter the graph; it
+//! is updated from a plan decided by `tribute_core::identity::stitch`. On
+//! PostgreSQL a per-program advisory lock serialises stitching across nodes
+//! (two nodes must not mint two persons for one key).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::Utc;
+use sqlx::{Any, Transaction};
+use tribute_core::attribution::Touch;
+use tribute_core::identity::{stitch, StitchPlan};
+use tribute_core::ids::{PersonId, ProgramId};
+use tribute_core::tracking::Event;
+
+use crate::sql::{placeholders, INSERT_ROWS, IN_CHUNK};
+use crate::touches::{
+    attach_late_clicks, insert_touches, kind_str, load_clicks, person_touches, NewTouch,
+};
+use crate::{to_ms, Backend, BoxFuture, Context, Result, Store, StoreError};
+
+fn advisory_key(program: &ProgramId) -> i64 {
+    // FNV-1a: stable across processes and versions, unlike std's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in program.as_str().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
+impl Store {
+    /// Fold linking events into the identity graph: persons, click and
+    /// partner touches, leads.
+    pub(crate) async fn stitch_events(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        linking: &[&Event],
+    ) -> Result<()> {
+        let mut by_program: BTreeMap<&ProgramId, Vec<&Event>> = BTreeMap::new();
+        for e in linking {
+            by_program.entry(&e.program_id).or_default().push(e);
+        }
+        for (program, events) in by_program {
+            self.lock_program(&mut *tx, program).await?;
+            let groups: Vec<Vec<String>> = events.iter().map(|e| e.group()).collect();
+            let plan = apply_stitch(&mut *tx, program, &groups).await?;
+            let mut touches: Vec<(PersonId, NewTouch)> = Vec::new();
+            let click_ids: Vec<&str> = events
+                .iter()
+                .filter_map(|e| e.click_id.as_ref().map(|c| c.as_str()))
+                .collect();
+            let clicks = load_clicks(&mut *tx, program, &click_ids).await?;
+            for (e, person) in events.iter().zip(&plan.persons) {
+                if let Some(t) = e.click_id.as_ref().and_then(|c| clicks.get(c.as_str())) {
+                    touches.push((person.clone(), t.clone()));
+                }
+                if let Some((partner, kind)) = &e.partner {
+                    // Stable across retries: the sender's id when there is one.
+                    let id = match &e.external_id {
+                        Some(x) => format!("{}:{}:{x}", kind_str(*kind), e.program_id),
+                        None => format!("{}:{}", kind_str(*kind), e.id),
+                    };
+                    touches.push((
+                        person.clone(),
+                        NewTouch {
+                            id,
+                            partner_id: partner.clone(),
+                            kind: *kind,
+                            at: e.occurred_at,
+                            is_bot: false,
+                        },
+                    ));
+                }
+            }
+            insert_touches(&mut *tx, program, &touches).await?;
+            for (e, person) in events.iter().zip(&plan.persons) {
+                if e.event_type.is_lead() {
+                    record_lead(&mut *tx, program, person, e).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn lock_program(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        program: &ProgramId,
+    ) -> Result<()> {
+        if self.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(advisory_key(program))
+                .execute(&mut **tx)
+                .await
+                .context("locking program for stitching")?;
+        }
+        Ok(())
+    }
+
+    /// Find or make the person of identifier keys seen together (a
+    /// conversion's), attach `touches` to them, and return the person with
+    /// every touch they have, partner status included. One transaction.
+    pub fn resolve_journey<'a>(
+        &'a self,
+        program: &'a ProgramId,
+        keys: Vec<String>,
+        click_id: Option<&'a str>,
+        extra: Vec<NewTouch>,
+    ) -> BoxFuture<'a, Result<(PersonId, Vec<Touch>)>> {
+        Box::pin(async move {
+            let mut tx = self.begin_write().await.context("starting journey")?;
+            self.lock_program(&mut tx, program).await?;
+            let person = if keys.is_empty() {
+                PersonId::generate()
+            } else {
+                apply_stitch(&mut tx, program, std::slice::from_ref(&keys))
+                    .await?
+                    .persons
+                    .remove(0)
+            };
+            let mut touches: Vec<(PersonId, NewTouch)> =
+                extra.into_iter().map(|t| (person.clone(), t)).collect();
+            if let Some(c) = click_id {
+                if let Some(t) = load_clicks(&mut tx, program, &[c]).await?.remove(c) {
+                    touches.push((person.clone(), t));
+                }
+            }
+            insert_touches(&mut tx, program, &touches).await?;
+            attach_late_clicks(&mut tx, program, &person).await?;
+            let journey = person_touches(&mut tx, &person).await?;
+            tx.commit().await.context("committing journey")?;
+            Ok((person, journey))
+        })
+    }
+}
+
+/// Decide and apply the stitching of `groups` within a program.
+async fn apply_stitch(
+    tx: &mut Transaction<'static, Any>,
+    program: &ProgramId,
+    groups: &[Vec<String>],
+) -> Result<StitchPlan> {
+    let all: BTreeSet<&String> = groups.iter().flatten().collect();
+    let all: Vec<&String> = all.into_iter().collect();
+    let mut known = BTreeMap::new();
+    for chunk in all.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT ident, person_id FROM identities WHERE program_id = $1 AND ident IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(program.as_str());
+        for k in chunk {
+            q = q.bind(k.as_str());
+        }
+        for (ident, person) in q
+            .fetch_all(&mut **tx)
+            .await
+            .context("resolving identities")?
+        {
+            let person =
+                PersonId::parse(&person).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            known.insert(ident, person);
+        }
+    }
+    let plan = stitch(&known, groups, PersonId::generate);
+    let now = to_ms(Utc::now());
+    for chunk in plan.new_keys.chunks(INSERT_ROWS) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|r| format!("({})", placeholders(r * 4 + 1, 4)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO identities (program_id, ident, person_id, created_at) VALUES {} \
+             ON CONFLICT (program_id, ident) DO NOTHING",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (k, p) in chunk {
+            q = q
+                .bind(program.as_str())
+                .bind(k.as_str())
+                .bind(p.as_str())
+                .bind(now);
+        }
+        q.execute(&mut **tx).await.context("inserting identities")?;
+    }
+    for (from, into) in &plan.merges {
+        for table in ["identities", "touches", "conversions"] {
+            sqlx::query(&format!(
+                "UPDATE {table} SET person_id = $1 WHERE person_id = $2"
+            ))
+            .bind(into.as_str())
+            .bind(from.as_str())
+            .execute(&mut **tx)
+            .await
+            .context("merging persons")?;
+        }
+        // One lead per partner and person: when both halves had a lead for
+        // the same partner, the surviving person's lead is kept.
+        sqlx::query(
+            "DELETE FROM leads WHERE person_id = $2 AND EXISTS (SELECT 1 FROM leads l \
+             WHERE l.person_id = $1 AND l.partner_id = leads.partner_id AND l.program_id = leads.program_id)",
+        )
+        .bind(into.as_str())
+        .bind(from.as_str())
+        .execute(&mut **tx)
+        .await
+        .context("merging leads")?;
+        sqlx::query("UPDATE leads SET person_id = $1 WHERE person_id = $2")
+            .bind(into.as_str())
+            .bind(from.as_str())
+            .execute(&mut **tx)
+            .await
+            .context("merging leads")?;
+    }
+    Ok(plan)
+}
+
+/// A lead counts once per partner and person: the partner of the person's
+/// latest creditable touch at the time of the lead event.
+async fn record_lead(
+    tx: &mut Transaction<'static, Any>,
+    program: &ProgramId,
+    person: &PersonId,
+    e: &Event,
+) -> Result<()> {
+    attach_late_clicks(tx, program, person).await?;
+    let touches = person_touches(tx, person).await?;
+    let Some(last) = touches
+        .iter()
+        .rev()
+        .find(|t| t.at <= e.occurred_at && !t.is_bot && !t.partner_suspended)
+    else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO leads (program_id, partner_id, person_id, event_id, at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (program_id, partner_id, person_id) DO NOTHING",
+    )
+    .bind(program.as_str())
+    .bind(last.partner_id.as_str())
+    .bind(person.as_str())
+    .bind(e.id.as_str())
+    .bind(to_ms(e.occurred_at))
+    .execute(&mut **tx)
+    .await
+    .context("recording lead")?;
+    Ok(())
+}
