@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
 use tribute_core::click::{epoch_day, Click, ClickCounts};
-use tribute_core::ids::PartnerId;
+use tribute_core::ids::{ClickId, PartnerId};
 
 use crate::sql::{multi_row_insert, Params, INSERT_ROWS};
 use crate::{to_ms, BoxFuture, Context, Result, Store};
@@ -59,6 +59,18 @@ struct SourceRow {
 }
 
 impl Store {
+    /// The partner whose link a click was made on (`None`: no such click).
+    pub async fn click_partner(&self, id: &ClickId) -> Result<Option<PartnerId>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT partner_id FROM clicks WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await
+            .context("loading a click's partner")?;
+        row.map(|(p,)| PartnerId::parse(&p))
+            .transpose()
+            .map_err(|e| crate::StoreError::Corrupt(format!("click partner: {e}")))
+    }
+
     /// Write clicks in one transaction, as few statements as possible.
     ///
     /// Boxed so the future is checked `Send` here, with concrete lifetimes:

@@ -31,6 +31,7 @@ conformance!(
     coupon_codes_are_unique_per_program_and_case_insensitive,
     click_batches_larger_than_one_statement_are_stored,
     replaying_a_click_batch_stores_nothing_twice,
+    a_clicks_partner_is_found_by_its_id,
     each_click_reads_back_its_own_user_agent,
     metrics_count_unique_clicks_once_per_visitor_link_and_day,
     metrics_respect_the_period_bounds,
@@ -288,6 +289,20 @@ async fn click_batches_larger_than_one_statement_are_stored(store: Store) {
         .unwrap();
     assert_eq!(recent.len(), 5);
     assert_eq!(recent[0].id, clicks[1202].id, "newest first");
+}
+
+async fn a_clicks_partner_is_found_by_its_id(store: Store) {
+    let (_p, jane) = seeded(&store).await;
+    let l = link(&jane, "jane-partner", None);
+    store.insert_link(&l).await.unwrap();
+    let c = click(&l, t0(), "1", false);
+    store.insert_clicks(std::slice::from_ref(&c)).await.unwrap();
+    assert_eq!(
+        store.click_partner(&c.id).await.unwrap(),
+        Some(jane.id.clone())
+    );
+    let unknown = tribute_core::ids::ClickId::generate();
+    assert_eq!(store.click_partner(&unknown).await.unwrap(), None);
 }
 
 async fn replaying_a_click_batch_stores_nothing_twice(store: Store) {

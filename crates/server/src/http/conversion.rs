@@ -133,7 +133,7 @@ pub async fn ownership(store: &Store, c: &Conversion, viewer: &Viewer) -> ApiRes
     let own_click = match c.click_id.as_deref() {
         None => false,
         Some(id) => match tribute_core::ids::ClickId::parse(id) {
-            Ok(id) => store.click(&id).await?.is_some_and(|k| &k.partner_id == me),
+            Ok(id) => store.click_partner(&id).await?.as_ref() == Some(me),
             Err(_) => false,
         },
     };

@@ -164,11 +164,17 @@ impl FromRequestParts<AppState> for Auth {
             })
             .map(str::trim)
             .ok_or(ApiError::Unauthorized)?;
-        state
+        let principal = state
             .principal(token)
             .await?
-            .map(Auth)
-            .ok_or(ApiError::Unauthorized)
+            .ok_or(ApiError::Unauthorized)?;
+        // A publishable key is readable by anyone from a web page: it may
+        // only send events and pending conversions through `/collect` and
+        // `/v1/*`, never use the API.
+        if principal.is_publishable() {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(Auth(principal))
     }
 }
 

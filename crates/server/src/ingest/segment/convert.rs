@@ -5,12 +5,14 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use tribute_core::attribution::TouchKind;
-use tribute_core::conversion::{reported_status, scrub_contact, Commerce, NewConversion, Reporter};
+use tribute_core::conversion::{scrub_contact, Commerce, NewConversion, Reporter};
 use tribute_core::identity::{Identifiers, RawIdentifiers};
 use tribute_core::ids::{ClickId, EventId, PartnerId};
 use tribute_core::link::CLICK_ID_PARAM;
 use tribute_core::program::Program;
-use tribute_core::tracking::{parse_click_id, Event, EventType, TrackMeaning, TrackingSettings};
+use tribute_core::tracking::{
+    parse_click_id, ConversionStatus, Event, EventType, TrackMeaning, TrackingSettings,
+};
 use tribute_core::FieldError;
 
 use super::message::{bad, id_text, parse_time, query_param, text_of, Kind, Located};
@@ -374,7 +376,8 @@ impl Ctx<'_> {
             idempotency_key: None,
             value: order.value,
             // A write key may be public (analytics.js): the owner approves.
-            status: reported_status("properties.status", self.reporter, None)?,
+            // Segment has no status: the owner approves, whoever the sender.
+            status: ConversionStatus::Pending,
             ids: person,
             click_id,
             coupon: order.coupon,

@@ -133,7 +133,7 @@ async fn receive(
             .map(str::to_owned)
             .ok_or(ApiError::Unauthorized)?,
     };
-    let program = write_key_program(&state, &key).await?;
+    let (program, reporter) = write_key_program(&state, &key).await?;
     let value = parsed?;
     let settings = state.tracking(&program.id).await?.0.clone();
     let now = Utc::now();
@@ -143,7 +143,7 @@ async fn receive(
         program: &program,
         settings: &settings,
         now,
-        reporter: Reporter::Segment,
+        reporter,
         events: Vec::new(),
         conversions: Vec::new(),
     };
@@ -212,13 +212,21 @@ fn write_key_from_headers(headers: &HeaderMap) -> ApiResult<Option<String>> {
 /// The program a write key sends to. Only ingest keys bound to a program
 /// qualify: a Segment message has nowhere to name a program, and an admin
 /// key must not be pasted into front-end code.
-async fn write_key_program(state: &AppState, key: &str) -> ApiResult<Program> {
+/// The program a write key writes to, and who it says is reporting: a
+/// publishable key is a browser's (analytics.js), a secret key the owner's
+/// own backend.
+async fn write_key_program(state: &AppState, key: &str) -> ApiResult<(Program, Reporter)> {
     let principal = state.principal(key).await?.ok_or(ApiError::Unauthorized)?;
+    let reporter = if principal.is_publishable() {
+        Reporter::Segment
+    } else {
+        Reporter::Server
+    };
     match principal {
         Principal::Ingest {
             program_id: Some(_),
             ..
-        } => ingest_program(state, &principal, None).await,
+        } => Ok((ingest_program(state, &principal, None).await?, reporter)),
         _ => Err(ApiError::Forbidden),
     }
 }
