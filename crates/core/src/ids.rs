@@ -120,6 +120,10 @@ typed_id!(/// A conversion's id.
     ConversionId, "cnv");
 typed_id!(/// A person's id (one stitched identity).
     PersonId, "per");
+typed_id!(/// A reward rule's id (its versions share it).
+    RewardRuleId, "rwr");
+typed_id!(/// A commission's id (a partner's or a team lead's override).
+    CommissionId, "com");
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 pub mod apikey;
 pub mod attribution;
 pub mod click;
+pub mod commission;
 pub mod conversion;
 pub mod coupon;
 pub mod error;

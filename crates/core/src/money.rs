@@ -167,6 +167,12 @@ const ISO_4217: &[(&str, u8)] = &[
     ("ZWG", 2),
 ];
 
+/// The largest amount, in minor units, that Tribute accepts anywhere money
+/// is computed (10^15: ten trillion units of a two-digit currency). Every
+/// product of an amount with a rate in basis points or a multiplier then fits
+/// comfortably in `i128`, and sums of many such amounts in `i64`.
+pub const MAX_MINOR: i64 = 1_000_000_000_000_000;
+
 /// An ISO 4217 currency code, validated against the list of active codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
