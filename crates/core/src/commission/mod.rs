@@ -37,6 +37,8 @@ pub mod rules;
 mod proptests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_choice;
 
 pub use compute::{
     decide, finish, select, CapApplied, Commission, CreditShare, Explanation, LineCommission,
