@@ -13,6 +13,7 @@ pub mod coupon;
 pub mod error;
 pub mod identity;
 pub mod ids;
+pub mod ledger;
 pub mod link;
 pub mod money;
 pub mod partner;
