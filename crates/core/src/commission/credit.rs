@@ -28,6 +28,8 @@ use super::compute::{finish, select, Commission, CreditShare, Selected};
 use super::facts::{ConversionFacts, PartnerFacts};
 use super::ratio_half_up;
 use super::rules::RewardRule;
+use crate::attribution::Attribution;
+use crate::ids::PartnerId;
 use crate::split::split;
 use crate::FieldError;
 
@@ -38,6 +40,26 @@ pub struct Credited {
     /// The partner's exact attribution weight
     /// ([`crate::attribution::PartnerCredit::weight`]).
     pub weight: u64,
+}
+
+impl Credited {
+    /// The partners an attribution credits, in its order (earliest first
+    /// touch first, which is also who wins a tie in the split), each with
+    /// the facts `facts` gives for it. Partners with no weight are left out.
+    pub fn from_attribution(
+        attribution: &Attribution,
+        mut facts: impl FnMut(&PartnerId) -> PartnerFacts,
+    ) -> Vec<Self> {
+        attribution
+            .partners
+            .iter()
+            .filter(|p| p.weight > 0)
+            .map(|p| Self {
+                partner: facts(&p.partner_id),
+                weight: p.weight,
+            })
+            .collect()
+    }
 }
 
 /// Every credited partner's commission for `conv`, in the order given;

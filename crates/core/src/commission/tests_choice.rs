@@ -282,6 +282,42 @@ fn a_commission_split_by_linear_credit_gives_each_partner_a_third_to_the_unit() 
 }
 
 #[test]
+fn linear_attribution_of_three_touches_splits_the_commission_as_its_money_split() {
+    use crate::attribution::{attribute, ModelConfig, ModelKind, Touch, TouchKind};
+    let conv = sale(99_999);
+    let touch = |id: &str, p: &str, days: i64| Touch {
+        id: id.into(),
+        partner_id: PartnerId::parse(p).unwrap(),
+        channel: p.into(),
+        at: conv.paid_at - chrono::TimeDelta::days(days),
+        kind: TouchKind::Click,
+        is_bot: false,
+        partner_suspended: false,
+    };
+    let touches = [
+        touch("t1", "ptn_a", 9),
+        touch("t2", "ptn_b", 5),
+        touch("t3", "ptn_c", 1),
+    ];
+    let a = attribute(
+        &touches,
+        conv.paid_at,
+        &ModelConfig::new(ModelKind::Linear),
+        None,
+    )
+    .unwrap();
+    let credited = Credited::from_attribution(&a, |id| PartnerFacts::new(id.clone()));
+    let parts = split_by_credit(&[pct("rwr_s", 2000)], &conv, &credited).unwrap();
+    // 20 % of 999.99 = 200.00 (19 999.8 rounds up), split as the attribution splits it.
+    let got: Vec<(PartnerId, i64)> = parts
+        .iter()
+        .map(|c| (c.partner_id.clone(), c.amount.minor))
+        .collect();
+    assert_eq!(got, a.split(20_000));
+    assert_eq!(got.iter().map(|(_, m)| m).sum::<i64>(), 20_000);
+}
+
+#[test]
 fn partners_paid_by_different_rules_each_get_their_rules_share_of_their_credit() {
     let gold_only = rule(
         "rwr_g",
