@@ -280,11 +280,13 @@ async fn a_partner_click_then_a_signup_in_chromium_credits_the_partner_with_a_co
         0
     );
 
-    // The owner's backend reports the order by e-mail only.
+    // The owner's backend reports the order by e-mail only, with its own
+    // secret key (the page's publishable key may not use the API).
+    let backend = app.ingest_key(program.as_str()).await;
     let conversion = app
         .post(
             "/conversions",
-            &key,
+            &backend,
             &json!({"email": "Jane.Doe@example.com", "value": 12_900, "currency": "EUR", "external_id": "order-1"}),
         )
         .await;

@@ -9,8 +9,9 @@ mod common;
 
 use serde_json::{json, Value};
 
-use common::shop::{credited, replayed, shop};
-use common::{str_of, Reply, TestApp};
+use common::shop::{credited, replayed, shop, Shop};
+use common::{publishable_key, str_of, Reply, TestApp};
+use tribute_core::ids::ProgramId;
 
 on_both_backends!(
     a_browser_order_id_cannot_preclaim_the_owners_order,
@@ -19,7 +20,15 @@ on_both_backends!(
     an_invalid_retry_of_a_recorded_order_is_refused_not_replayed,
     the_same_idempotency_key_with_another_body_is_refused_with_422,
     a_partner_sees_only_its_own_part_and_no_other_partners_coupon_or_click,
+    a_publishable_key_may_not_use_the_api,
+    a_secret_write_key_reports_as_the_owners_backend,
 );
+
+/// The program's publishable key, as analytics.js and the snippet carry it.
+async fn browser_key(app: &TestApp, shop: &Shop) -> String {
+    let program = ProgramId::parse(&shop.seed.program_id).expect("a program id");
+    publishable_key(&app.store, &program).await
+}
 
 /// `POST /v1/track` as a Segment SDK sends it: the write key as Basic user.
 async fn track(app: &TestApp, write_key: &str, body: Value) -> Reply {
@@ -56,7 +65,8 @@ fn by_external_id<'a>(list: &'a [Value], id: &str) -> &'a Value {
 async fn a_browser_order_id_cannot_preclaim_the_owners_order(app: TestApp) {
     let shop = shop(&app).await;
     // Anyone can read the write key from a page and report the owner's order first.
-    track(&app, &shop.ingest, order_completed("o-5000", "1.00"))
+    let public = browser_key(&app, &shop).await;
+    track(&app, &public, order_completed("o-5000", "1.00"))
         .await
         .ok(200);
 
@@ -85,7 +95,8 @@ async fn a_browser_report_after_the_owners_is_kept_superseded(app: TestApp) {
     let shop = shop(&app).await;
     let sale = json!({"external_id": "o-7", "value": 5_000, "currency": "EUR"});
     app.post("/conversions", &shop.ingest, &sale).await.ok(201);
-    track(&app, &shop.ingest, order_completed("o-7", "50.00"))
+    let public = browser_key(&app, &shop).await;
+    track(&app, &public, order_completed("o-7", "50.00"))
         .await
         .ok(200);
     let all = conversions(&app).await;
@@ -182,4 +193,53 @@ async fn a_partner_sees_only_its_own_part_and_no_other_partners_coupon_or_click(
     assert_eq!(bobs["coupon"], "BOB10", "his own coupon");
     assert_eq!(bobs["click_id"], Value::Null, "not Alice's click: {bobs}");
     assert!(!bobs.to_string().contains(&alice.id), "{bobs}");
+}
+
+async fn a_publishable_key_may_not_use_the_api(app: TestApp) {
+    let shop = shop(&app).await;
+    let public = browser_key(&app, &shop).await;
+    let sale = json!({"external_id": "o-1", "value": 100, "currency": "EUR", "status": "approved"});
+    app.post("/conversions", &public, &sale).await.assert_error(
+        403,
+        None,
+        "a publishable key posting a conversion",
+    );
+    let lead = json!({"type": "lead", "anonymous_id": "a", "email": "a@example.com"});
+    app.post("/events", &public, &lead).await.assert_error(
+        403,
+        None,
+        "a publishable key posting an event",
+    );
+    app.get("/conversions", &public).await.assert_error(
+        403,
+        None,
+        "a publishable key listing conversions",
+    );
+    assert_eq!(app.conversion_count(&shop.seed.program_id).await, 0);
+    // It still works where it belongs.
+    track(&app, &public, order_completed("o-1", "1.00"))
+        .await
+        .ok(200);
+    let all = conversions(&app).await;
+    assert_eq!(by_external_id(&all, "segment:o-1")["status"], "pending");
+}
+
+async fn a_secret_write_key_reports_as_the_owners_backend(app: TestApp) {
+    let shop = shop(&app).await;
+    // A server-side Segment source holds a secret key: its order ids are the owner's.
+    track(&app, &shop.ingest, order_completed("o-9", "9.00"))
+        .await
+        .ok(200);
+    let all = conversions(&app).await;
+    let c = by_external_id(&all, "o-9");
+    assert_eq!(
+        c["status"], "pending",
+        "Segment has no status: the owner approves"
+    );
+    let sale = json!({"external_id": "o-9", "value": 900, "currency": "EUR"});
+    let again = app.post("/conversions", &shop.ingest, &sale).await;
+    assert!(
+        replayed(&again),
+        "the same order from the same backend is one conversion"
+    );
 }

@@ -118,13 +118,37 @@ pub async fn insert_key(
     partner_id: Option<PartnerId>,
     program_id: Option<ProgramId>,
 ) -> String {
-    let new = NewKey::generate(scope);
+    // Ingest keys made this way are secret, as every ingest key made before
+    // key kinds existed is.
+    insert_key_of_kind(store, scope, KeyKind::Secret, partner_id, program_id).await
+}
+
+/// A publishable ingest key of `program`: the snippet's and a Segment
+/// write key, readable by anyone from a web page.
+pub async fn publishable_key(store: &Store, program_id: &ProgramId) -> String {
+    insert_key_of_kind(
+        store,
+        Scope::Ingest,
+        KeyKind::Publishable,
+        None,
+        Some(program_id.clone()),
+    )
+    .await
+}
+
+/// [`insert_key`] of a given kind.
+pub async fn insert_key_of_kind(
+    store: &Store,
+    scope: Scope,
+    kind: KeyKind,
+    partner_id: Option<PartnerId>,
+    program_id: Option<ProgramId>,
+) -> String {
+    let new = NewKey::of(scope, kind);
     let key = ApiKey {
         id: ApiKeyId::generate(),
         scope,
-        // Every ingest key of the existing tests is secret, as every ingest
-        // key made before key kinds existed is.
-        kind: KeyKind::Secret,
+        kind,
         partner_id,
         program_id,
         name: Some("test".into()),

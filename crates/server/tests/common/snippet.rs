@@ -3,10 +3,9 @@
 
 use reqwest::header::{CONTENT_TYPE, ORIGIN};
 use serde_json::Value;
-use tribute_core::apikey::Scope;
 use tribute_core::ids::ProgramId;
 
-use super::{insert_key, Reply, TestApp};
+use super::{Reply, TestApp};
 
 /// The id of a program as the API shows it.
 pub fn program_id(p: &Value) -> ProgramId {
@@ -15,7 +14,8 @@ pub fn program_id(p: &Value) -> ProgramId {
 
 /// An ingest write key for `program`.
 pub async fn write_key(app: &TestApp, program: &ProgramId) -> String {
-    insert_key(&app.store, Scope::Ingest, None, Some(program.clone())).await
+    // The snippet's key is publishable: it sits in every page.
+    super::publishable_key(&app.store, program).await
 }
 
 /// POST `body` to `/collect` as the snippet does (`text/plain`), from `origin`.

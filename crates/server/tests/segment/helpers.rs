@@ -7,10 +7,9 @@ use std::process::Command;
 
 use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
-use tribute_core::apikey::Scope;
 use tribute_core::ids::{PartnerId, ProgramId};
 
-use crate::common::{insert_key, Reply, SeedPartner, TestApp};
+use crate::common::{publishable_key, Reply, SeedPartner, TestApp};
 
 /// A program with partners alice and bob and an ingest key bound to it.
 pub struct Setup {
@@ -25,7 +24,8 @@ impl Setup {
     pub async fn new(app: &TestApp) -> Self {
         let seed = app.seed().await;
         let program_id = ProgramId::parse(&seed.program_id).expect("a program id");
-        let write_key = insert_key(&app.store, Scope::Ingest, None, Some(program_id.clone())).await;
+        // A Segment write key is publishable: analytics.js puts it in every page.
+        let write_key = publishable_key(&app.store, &program_id).await;
         Self {
             program_id,
             alice: seed.alice,
