@@ -184,7 +184,10 @@ impl TrackingSettings {
             ("lead_events", &self.lead_events),
             ("conversion_events", &self.conversion_events),
         ] {
-            if list.iter().any(|n| n.trim().is_empty() || n.chars().count() > 200) {
+            if list
+                .iter()
+                .any(|n| n.trim().is_empty() || n.chars().count() > 200)
+            {
                 return Err(FieldError::new(
                     field,
                     "event names must be 1 to 200 characters",

@@ -35,11 +35,16 @@ fn schemathesis_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis")
 }
 
-/// Whether the `st` command of schemathesis runs; if not, skip (outside
-/// CI) or fail (under CI).
+/// Schemathesis's command line (`st`), run by the `python3` that pip
+/// installed it for, so no script directory needs to be on `PATH`.
+const ST: &str = "import sys; from schemathesis.cli import schemathesis; \
+                  sys.argv[0] = 'st'; sys.exit(schemathesis())";
+
+/// Whether `python3` can import schemathesis; if not, skip (outside CI) or
+/// fail (under CI).
 fn schemathesis_available(test: &str) -> bool {
-    let ok = std::process::Command::new("st")
-        .arg("--version")
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import schemathesis.cli"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
@@ -106,8 +111,9 @@ async fn fixture(app: &TestApp, as_partner: bool) -> (String, Value) {
 /// it passes.
 async fn schemathesis(app: &TestApp, key: &str, fixture: &Value, who: &str) {
     let workdir = tempfile::tempdir().expect("a scratch directory");
-    let mut command = tokio::process::Command::new("st");
+    let mut command = tokio::process::Command::new("python3");
     command
+        .args(["-c", ST])
         .arg("--config-file")
         .arg(schemathesis_dir().join("schemathesis.toml"))
         .arg("run")

@@ -76,7 +76,10 @@ fn path_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ApiErro
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut value: Value = parse_json(bytes)?;
     if !value.is_object() {
-        return Err(ApiError::bad_request(None, "the body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            None,
+            "the body must be a JSON object",
+        ));
     }
     whole_floats_to_integers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
@@ -268,7 +271,10 @@ mod tests {
         let read = |json: &str| parse_body::<Counts>(json.as_bytes());
         assert_eq!(
             read(r#"{"days": 30.0, "ratio": 2.0}"#).unwrap(),
-            Counts { days: Some(30), ratio: Some(2.0) }
+            Counts {
+                days: Some(30),
+                ratio: Some(2.0)
+            }
         );
         assert_eq!(read(r#"{"days": 3e1}"#).unwrap().days, Some(30));
         for (json, case) in [
@@ -288,7 +294,10 @@ mod tests {
     fn a_body_that_is_not_an_object_is_refused_even_when_serde_could_fill_a_struct() {
         for json in ["[null, null]", "[]", "3", "null", "\"x\""] {
             match parse_body::<Counts>(json.as_bytes()) {
-                Err(ApiError::BadRequest { field: None, message }) => {
+                Err(ApiError::BadRequest {
+                    field: None,
+                    message,
+                }) => {
                     assert!(message.contains("object"), "{json}: {message}")
                 }
                 other => panic!("{json}: expected a bad request, got {other:?}"),

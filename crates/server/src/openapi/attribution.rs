@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 use tribute_core::attribution::ModelKind;
 
 use super::schema::{
-    any_object, array, described, id, int, integer, nullable, number, object, one_of_strings,
-    op, param, path_id, pattern, query, read_only, schema_ref, string, time, time_or_date, In,
+    any_object, array, described, id, int, integer, nullable, number, object, one_of_strings, op,
+    param, path_id, pattern, query, read_only, schema_ref, string, time, time_or_date, In,
 };
 
 fn model() -> Value {
@@ -70,9 +70,19 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
                             &["partner_id", "amount"],
                         )),
                     ),
-                    ("attribution", any_object("touches counted and excluded, with reasons")),
+                    (
+                        "attribution",
+                        any_object("touches counted and excluded, with reasons"),
+                    ),
                 ],
-                &["conversion_id", "value", "currency", "summary", "partners", "attribution"],
+                &[
+                    "conversion_id",
+                    "value",
+                    "currency",
+                    "summary",
+                    "partners",
+                    "attribution",
+                ],
             ),
         ),
         (
@@ -93,7 +103,14 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
                         ),
                     ),
                 ],
-                &["program_id", "from", "to", "conversions", "total_value", "models"],
+                &[
+                    "program_id",
+                    "from",
+                    "to",
+                    "conversions",
+                    "total_value",
+                    "models",
+                ],
             ),
         ),
         (
@@ -121,7 +138,15 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
                     ("created_at", read_only(time())),
                     ("fit", any_object("the fitted model")),
                 ],
-                &["id", "model", "period_from", "period_to", "journeys", "created_at", "fit"],
+                &[
+                    "id",
+                    "model",
+                    "period_from",
+                    "period_to",
+                    "journeys",
+                    "created_at",
+                    "fit",
+                ],
             ),
         ),
     ]

@@ -5,9 +5,9 @@ use serde_json::{json, Value};
 
 use super::links::coupon_code;
 use super::schema::{
-    any_object, array, described, id, int, integer, list_of, nullable, number, object,
-    one_of_strings, op, optional_label, paging, param, path_id, pattern, query, read_only, schema_ref,
-    sha256_hex, string, time, time_or_date, trimmed, limited, In, EMAIL,
+    any_object, array, described, id, int, integer, limited, list_of, nullable, number, object,
+    one_of_strings, op, optional_label, paging, param, path_id, pattern, query, read_only,
+    schema_ref, sha256_hex, string, time, time_or_date, trimmed, In, EMAIL,
 };
 use crate::ingest::events::MAX_BATCH;
 
@@ -70,7 +70,14 @@ fn event() -> Value {
     let mut props = vec![
         (
             "type",
-            one_of_strings(["page_view", "lead", "demo_request", "signup", "identify", "custom"]),
+            one_of_strings([
+                "page_view",
+                "lead",
+                "demo_request",
+                "signup",
+                "identify",
+                "custom",
+            ]),
         ),
         (
             "program_id",
@@ -97,7 +104,10 @@ fn event() -> Value {
         ),
         (
             "partner_id",
-            nullable(described(id("ptn"), "a partner of the program (a referral)")),
+            nullable(described(
+                id("ptn"),
+                "a partner of the program (a referral)",
+            )),
         ),
         ("occurred_at", occurred_at()),
         ("properties", any_object("anything else about the event")),
@@ -121,7 +131,10 @@ fn conversion_input() -> Value {
                 "the order or deal id: the same id twice is one conversion",
             )),
         ),
-        ("value", described(integer(0, i64::MAX), "minor units (cents)")),
+        (
+            "value",
+            described(integer(0, i64::MAX), "minor units (cents)"),
+        ),
         (
             "currency",
             described(super::schema::currency(), "the program's currency"),

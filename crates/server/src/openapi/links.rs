@@ -65,7 +65,10 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("program_id", id("prg")),
         ("partner_id", id("ptn")),
         ("code", short_code()),
-        ("short_url", read_only(json!({"type": "string", "format": "uri"}))),
+        (
+            "short_url",
+            read_only(json!({"type": "string", "format": "uri"})),
+        ),
         ("destination", string()),
         ("source", nullable(string())),
         ("medium", nullable(string())),

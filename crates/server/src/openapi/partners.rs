@@ -53,20 +53,33 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("group", nullable(optional_label(100))),
         ("team_lead_id", nullable(id("ptn"))),
     ];
-    let counts = [("clicks", int()), ("unique_clicks", int()), ("bot_clicks", int())];
+    let counts = [
+        ("clicks", int()),
+        ("unique_clicks", int()),
+        ("bot_clicks", int()),
+    ];
     let mut by_source = vec![("source", string())];
     by_source.extend(counts.iter().cloned());
     let mut metrics = vec![
         ("partner_id", id("ptn")),
         ("from", time()),
         ("to", time()),
-        ("by_source", array(object(&by_source, &["source", "clicks", "unique_clicks", "bot_clicks"]))),
+        (
+            "by_source",
+            array(object(
+                &by_source,
+                &["source", "clicks", "unique_clicks", "bot_clicks"],
+            )),
+        ),
     ];
     metrics.extend(counts.iter().cloned());
     let metrics_required: Vec<&str> = metrics.iter().map(|(k, _)| *k).collect();
     vec![
         ("Partner", object(&partner, &all)),
-        ("PartnerCreate", object(&create, &["program_id", "slug", "name"])),
+        (
+            "PartnerCreate",
+            object(&create, &["program_id", "slug", "name"]),
+        ),
         ("PartnerUpdate", object(&update, &[])),
         ("Metrics", object(&metrics, &metrics_required)),
     ]

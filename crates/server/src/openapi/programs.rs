@@ -5,8 +5,8 @@ use tribute_core::program::MODEL_NAMES;
 
 use super::schema::{
     array, boolean, currency, described, domain, id, int, integer, list_of, nullable, object,
-    one_of_strings, op, paging, path_id, pattern, read_only, schema_ref, string, time,
-    trimmed, DOMAIN,
+    one_of_strings, op, paging, path_id, pattern, read_only, schema_ref, string, time, trimmed,
+    DOMAIN,
 };
 
 /// The settings a program is created and updated with, as `(name, schema)`.
@@ -40,7 +40,13 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         settings()
             .into_iter()
             // `allowed_domains` defaults to none, and is never null.
-            .map(|(k, v)| if k == "allowed_domains" { (k, v) } else { (k, nullable(v)) }),
+            .map(|(k, v)| {
+                if k == "allowed_domains" {
+                    (k, v)
+                } else {
+                    (k, nullable(v))
+                }
+            }),
     );
     // A new program needs a name; the rest have defaults.
     create[1].1 = trimmed(200);

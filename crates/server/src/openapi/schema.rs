@@ -250,13 +250,7 @@ pub fn paging() -> [Value; 2] {
 
 /// One operation: its summary, parameters, request body, success status
 /// and body. Every failure is the JSON error (`crate::error::ApiError`).
-pub fn op(
-    summary: &str,
-    params: &[Value],
-    body: Option<Value>,
-    status: &str,
-    out: Value,
-) -> Value {
+pub fn op(summary: &str, params: &[Value], body: Option<Value>, status: &str, out: Value) -> Value {
     let mut o = json!({
         "summary": summary,
         "parameters": params,
