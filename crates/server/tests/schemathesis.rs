@@ -57,6 +57,15 @@ fn schemathesis_available(test: &str) -> bool {
     ok
 }
 
+/// Show the server's warnings and errors (the cause of a 500) with a
+/// failing run's output.
+fn log_server_warnings() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
+}
+
 /// Records the hooks swap into schema-valid cases, and the key to test
 /// with: the admin key, or the partner key of the partner the run acts as.
 async fn fixture(app: &TestApp, as_partner: bool) -> (String, Value) {
@@ -152,6 +161,7 @@ async fn schemathesis_finds_no_contract_violation_with_an_admin_key() {
     if !schemathesis_available("schemathesis_finds_no_contract_violation_with_an_admin_key") {
         return;
     }
+    log_server_warnings();
     let app = spawn_app().await;
     let (key, fixture) = fixture(&app, false).await;
     schemathesis(&app, &key, &fixture, "an admin key").await;
@@ -163,6 +173,7 @@ async fn schemathesis_finds_no_contract_violation_with_a_partner_key() {
     if !schemathesis_available("schemathesis_finds_no_contract_violation_with_a_partner_key") {
         return;
     }
+    log_server_warnings();
     let app = spawn_app().await;
     let (key, fixture) = fixture(&app, true).await;
     schemathesis(&app, &key, &fixture, "a partner key").await;

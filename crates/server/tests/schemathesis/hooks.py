@@ -1,10 +1,10 @@
 """Schemathesis hooks for tests/schemathesis.rs: the state a document cannot know.
 
 The OpenAPI document says what a well-formed request is. Some rules depend
-on what the database holds or on the clock, which no schema can say: a
-`program_id` must name a program that exists, a link's destination must be on
-that program's allowed domains, an expiry must be in the future, `from` must
-not be after `to`. For schema-valid (positive) cases only, this hook swaps
+on what the database holds, on the clock or on a list, which no schema can
+say: a `program_id` must name a program that exists, a link's destination
+must be on that program's allowed domains, an expiry must be in the future,
+`from` must not be after `to`, an allowed domain must not be a public suffix. For schema-valid (positive) cases only, this hook swaps
 such values for ones that hold in the test's database (the seeded records in
 TRIBUTE_ST_FIXTURE); every swapped-in value is itself valid under the
 document, so a case stays as valid as it was generated. Negative cases are
@@ -13,6 +13,7 @@ sent exactly as generated.
 
 import json
 import os
+import re
 from datetime import datetime, timedelta, timezone
 
 import schemathesis
@@ -53,6 +54,9 @@ def references(path, method):
         "partner_id": FIXTURE["partner_id"],
         "team_lead_id": FIXTURE["team_lead_id"],
         "destination": "https://acme.test/landing",
+        # Public suffixes (`com`, `co.uk`, `a.se`) are refused: the Public
+        # Suffix List is data, not a pattern.
+        "cookie_domain": ".acme.test",
         "via": FIXTURE["partner_slug"],
         "occurred_at": rfc3339(now - timedelta(hours=1)),
         "expires_at": rfc3339(now + timedelta(days=30)),
@@ -72,6 +76,8 @@ def swap(value, refs):
     for k, v in value.items():
         if k in refs and isinstance(v, str) and v.strip():
             out[k] = refs[k]
+        elif k == "allowed_domains" and isinstance(v, list):
+            out[k] = [f"site{i}.acme.test" for i in range(len(v))]
         elif k == "properties":
             out[k] = v  # free-form: sent as generated
         else:
@@ -93,18 +99,28 @@ def order_period(query):
         query["from"] = query["to"]
 
 
+def well_formed_id(value, existing):
+    """Whether `value` is an id of the same kind as `existing` (`prg_…`)."""
+    kind = existing.split("_", 1)[0]
+    return isinstance(value, str) and re.fullmatch(kind + r"_[A-Za-z0-9]{1,64}", value)
+
+
 @schemathesis.hook
 def before_call(ctx, case, kwargs):
+    path = case.operation.path
+    method = case.operation.method.upper()
+    # Any well-formed path id, whatever the case (the stateful phase also
+    # takes ids from earlier answers), goes to a record the run may change:
+    # a case that is invalid elsewhere may still be accepted, and must not
+    # wipe the seeded program's allowed domains.
+    if isinstance(case.path_parameters, dict) and "id" in case.path_parameters:
+        for prefix, existing in PATH_IDS.items():
+            if path.startswith(prefix) and well_formed_id(case.path_parameters["id"], existing):
+                case.path_parameters["id"] = existing
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
         return
-    path = case.operation.path
-    method = case.operation.method.upper()
     refs = references(path, method)
-    if isinstance(case.path_parameters, dict) and "id" in case.path_parameters:
-        for prefix, existing in PATH_IDS.items():
-            if path.startswith(prefix):
-                case.path_parameters["id"] = existing
     if isinstance(case.query, dict):
         case.query = swap(case.query, refs)
         order_period(case.query)
@@ -116,3 +132,4 @@ def before_call(ctx, case, kwargs):
         if path == "/api/v1/links" and method == "POST" and FIXTURE["admin"]:
             if case.body.get("partner_id") is None:
                 case.body["partner_id"] = FIXTURE["partner_id"]
+
