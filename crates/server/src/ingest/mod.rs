@@ -7,7 +7,7 @@
 
 pub mod collect;
 mod conversions;
-mod events;
+pub(crate) mod events;
 pub mod postback;
 pub mod segment;
 

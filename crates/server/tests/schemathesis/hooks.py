@@ -4,7 +4,8 @@ The OpenAPI document says what a well-formed request is. Some rules depend
 on what the database holds, on the clock or on a list, which no schema can
 say: a `program_id` must name a program that exists, a link's destination
 must be on that program's allowed domains, an expiry must be in the future,
-`from` must not be after `to`, an allowed domain must not be a public suffix. For schema-valid (positive) cases only, this hook swaps
+`from` must not be after `to`, an allowed domain must not be a public suffix,
+an `Idempotency-Key` must not repeat with another body. For schema-valid (positive) cases only, this hook swaps
 such values for ones that hold in the test's database (the seeded records in
 TRIBUTE_ST_FIXTURE); every swapped-in value is itself valid under the
 document, so a case stays as valid as it was generated. Negative cases are
@@ -14,6 +15,7 @@ sent exactly as generated.
 import json
 import os
 import re
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import schemathesis
@@ -121,6 +123,11 @@ def before_call(ctx, case, kwargs):
     if meta is None or not meta.generation.mode.is_positive:
         return
     refs = references(path, method)
+    # A key names one request: reusing it with another body is refused
+    # (422), and a generator repeats values. Each case gets its own.
+    for name in list(case.headers or {}):
+        if name.lower() == "idempotency-key":
+            case.headers[name] = f"st-{uuid.uuid4().hex}"
     if isinstance(case.query, dict):
         case.query = swap(case.query, refs)
         order_period(case.query)
