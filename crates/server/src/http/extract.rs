@@ -6,8 +6,8 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use tribute_core::apikey::Principal;
 use serde_json::Value;
+use tribute_core::apikey::Principal;
 use tribute_core::ids::{PartnerId, ProgramId};
 
 use super::conversion::Viewer;

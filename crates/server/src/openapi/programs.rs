@@ -1,7 +1,7 @@
 //! The document's programs and their tracking settings (`api::programs`).
 
 use serde_json::{json, Value};
-use tribute_core::program::MODEL_NAMES;
+use tribute_core::attribution::ModelKind;
 
 use super::schema::{
     array, boolean, currency, described, domain, id, int, integer, list_of, nullable, object,
@@ -14,7 +14,10 @@ fn settings() -> Vec<(&'static str, Value)> {
     vec![
         ("name", trimmed(200)),
         ("allowed_domains", array(domain())),
-        ("default_model", one_of_strings(MODEL_NAMES.iter().copied())),
+        (
+            "default_model",
+            one_of_strings(ModelKind::ALL.iter().map(|m| m.as_str())),
+        ),
         ("window_days", integer(1, 3650)),
         ("cookie_days", integer(1, 3650)),
         ("hold_days", integer(0, 3650)),
@@ -27,7 +30,10 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("name", string()),
         ("currency", string()),
         ("allowed_domains", array(string())),
-        ("default_model", one_of_strings(MODEL_NAMES.iter().copied())),
+        (
+            "default_model",
+            one_of_strings(ModelKind::ALL.iter().map(|m| m.as_str())),
+        ),
         ("window_days", int()),
         ("cookie_days", int()),
         ("hold_days", int()),
