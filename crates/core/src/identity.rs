@@ -46,10 +46,9 @@ pub struct RawIdentifiers {
 fn opaque(field: &str, v: Option<&str>) -> Result<Option<String>, FieldError> {
     match v.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(s) if s.len() > 200 || s.chars().any(char::is_control) => Err(FieldError::new(
-            field,
-            "must be at most 200 printable characters",
-        )),
+        Some(s) if s.chars().count() > 200 || s.chars().any(char::is_control) => Err(
+            FieldError::new(field, "must be at most 200 printable characters"),
+        ),
         Some(s) => Ok(Some(s.to_owned())),
     }
 }

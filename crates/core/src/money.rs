@@ -193,6 +193,11 @@ impl Currency {
         }
     }
 
+    /// Every code [`Currency::parse`] accepts, upper case (the API document lists them).
+    pub fn codes() -> impl Iterator<Item = &'static str> {
+        ISO_4217.iter().map(|(code, _)| *code)
+    }
+
     pub fn as_str(&self) -> &str {
         // The bytes come from the ASCII table above.
         std::str::from_utf8(&self.0).unwrap_or("XXX")

@@ -108,7 +108,7 @@ fn one() -> i64 {
 impl Product {
     pub fn validate(&self, index: usize) -> Result<(), FieldError> {
         let at = |f: &str| format!("products[{index}].{f}");
-        if self.sku.trim().is_empty() || self.sku.len() > 200 {
+        if self.sku.trim().is_empty() || self.sku.chars().count() > 200 {
             return Err(FieldError::new(at("sku"), "must be 1 to 200 characters"));
         }
         if self.quantity < 1 {
@@ -184,7 +184,10 @@ impl TrackingSettings {
             ("lead_events", &self.lead_events),
             ("conversion_events", &self.conversion_events),
         ] {
-            if list.iter().any(|n| n.trim().is_empty() || n.len() > 200) {
+            if list
+                .iter()
+                .any(|n| n.trim().is_empty() || n.chars().count() > 200)
+            {
                 return Err(FieldError::new(
                     field,
                     "event names must be 1 to 200 characters",

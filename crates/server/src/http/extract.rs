@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tribute_core::apikey::Principal;
 use tribute_core::ids::{PartnerId, ProgramId};
 
@@ -69,6 +70,46 @@ fn path_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ApiErro
     ApiError::bad_request(field_of(&path, &message), message)
 }
 
+/// Read a request body into `T`: it must be a JSON object (serde would
+/// also fill a struct from an array), and a whole number written with a
+/// fraction (`3.0`) is the integer it equals, as JSON Schema counts it.
+pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut value: Value = parse_json(bytes)?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            None,
+            "the body must be a JSON object",
+        ));
+    }
+    whole_floats_to_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        ApiError::bad_request(field_of(&path, &message), message)
+    })
+}
+
+/// Largest integer an `f64` holds exactly: past it `3.0`-style numbers are
+/// left as they are (and an integer field refuses them).
+const EXACT_F64: f64 = 9_007_199_254_740_992.0;
+
+/// Rewrite every whole float (`42.0`, `4.2e1`) of `value` as an integer.
+fn whole_floats_to_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+                if f.fract() == 0.0 && f.abs() <= EXACT_F64 {
+                    // In range and whole: the conversion is exact.
+                    *n = serde_json::Number::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(whole_floats_to_integers),
+        _ => {}
+    }
+}
+
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
@@ -76,7 +117,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::bad_request(None, e.body_text()))?;
-        parse_json(&bytes).map(ApiJson)
+        parse_body(&bytes).map(ApiJson)
     }
 }
 
@@ -216,5 +257,51 @@ mod tests {
             Some("nested.amount")
         );
         assert_eq!(field("{not json"), None);
+    }
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Counts {
+        days: Option<i64>,
+        ratio: Option<f64>,
+    }
+
+    #[test]
+    fn a_body_reads_whole_floats_as_integers_and_keeps_fractions() {
+        let read = |json: &str| parse_body::<Counts>(json.as_bytes());
+        assert_eq!(
+            read(r#"{"days": 30.0, "ratio": 2.0}"#).unwrap(),
+            Counts {
+                days: Some(30),
+                ratio: Some(2.0)
+            }
+        );
+        assert_eq!(read(r#"{"days": 3e1}"#).unwrap().days, Some(30));
+        for (json, case) in [
+            (r#"{"days": 30.5}"#, "a fraction"),
+            (r#"{"days": 1e300}"#, "too large to be exact"),
+        ] {
+            match read(json) {
+                Err(ApiError::BadRequest { field, .. }) => {
+                    assert_eq!(field.as_deref(), Some("days"), "{case}")
+                }
+                other => panic!("{case}: expected a bad request, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused_even_when_serde_could_fill_a_struct() {
+        for json in ["[null, null]", "[]", "3", "null", "\"x\""] {
+            match parse_body::<Counts>(json.as_bytes()) {
+                Err(ApiError::BadRequest {
+                    field: None,
+                    message,
+                }) => {
+                    assert!(message.contains("object"), "{json}: {message}")
+                }
+                other => panic!("{json}: expected a bad request, got {other:?}"),
+            }
+        }
     }
 }

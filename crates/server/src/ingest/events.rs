@@ -39,6 +39,14 @@ async fn create(
     let value: Value = parse_json(&body)?;
     let (items, prefix_of): (Vec<Value>, fn(usize) -> String) = match value {
         Value::Object(mut m) if m.contains_key("batch") => match m.remove("batch") {
+            // A batch holds only events: a field beside it would be dropped unread.
+            _ if !m.is_empty() => {
+                let other = m.keys().next().cloned();
+                return Err(ApiError::bad_request(
+                    other,
+                    "is not a field of a batch (only `batch` is)",
+                ));
+            }
             Some(Value::Array(items)) => (items, |i| format!("batch[{i}].")),
             _ => {
                 return Err(ApiError::bad_request(

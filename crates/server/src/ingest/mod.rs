@@ -7,7 +7,7 @@
 
 pub mod collect;
 mod conversions;
-mod events;
+pub(crate) mod events;
 pub mod postback;
 pub mod segment;
 
@@ -168,7 +168,7 @@ impl EventInput {
         .map_err(at)?;
         let external_id = match self.event_id.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(s) if s.len() > 200 => {
+            Some(s) if s.chars().count() > 200 => {
                 return Err(at(FieldError::new(
                     "event_id",
                     "must be at most 200 characters",
@@ -177,7 +177,7 @@ impl EventInput {
             Some(s) => Some(s.to_owned()),
         };
         let name = match self.name {
-            Some(n) if n.len() > 200 => {
+            Some(n) if n.chars().count() > 200 => {
                 return Err(at(FieldError::new(
                     "name",
                     "must be at most 200 characters",

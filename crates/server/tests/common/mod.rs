@@ -165,14 +165,14 @@ pub async fn insert_key_of_kind(
 /// Run `scenario` against a Tribute on a fresh database of `backend`, then
 /// drop the database even if the scenario panicked (the panic is passed on).
 /// Without a PostgreSQL server (outside CI) the PostgreSQL run is skipped
-/// with a visible message.
-pub async fn on_backend<F, Fut>(backend: Backend, name: &str, scenario: F)
+/// with a visible message (`tribute_store::testing::skip`).
+pub async fn on_backend<F, Fut>(backend: Backend, scenario: F)
 where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    // Without a server, `TestDb` has said so (or failed, under CI).
     let Some(db) = TestDb::of(backend).await else {
-        eprintln!("SKIPPED: {name} on {backend:?}: no database server");
         return;
     };
     let app = start(db.store.clone(), backend).await;
@@ -195,7 +195,6 @@ macro_rules! on_both_backends {
             async fn $name() {
                 crate::common::on_backend(
                     tribute_store::Backend::Sqlite,
-                    stringify!($name),
                     super::$name,
                 )
                 .await;
@@ -206,7 +205,6 @@ macro_rules! on_both_backends {
             async fn $name() {
                 crate::common::on_backend(
                     tribute_store::Backend::Postgres,
-                    stringify!($name),
                     super::$name,
                 )
                 .await;

@@ -3,7 +3,9 @@
 //! server, dropped afterwards) and reads only tests make (`inspect.rs`).
 //!
 //! Without PostgreSQL a test run skips the PostgreSQL half with a visible
-//! message; with `CI=true` a missing PostgreSQL is a failure.
+//! message; under CI (`CI=true` or `CI=1`) a missing PostgreSQL is a
+//! failure. [`skip`] is that rule for every real client the tests use
+//! (PostgreSQL, Chromium, the Segment Python client, schemathesis).
 
 mod inspect;
 
@@ -20,8 +22,36 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// Whether this run is CI: `CI=true` or `CI=1` (services set either). Under
+/// CI a test that needs a real client or database and cannot find it fails;
+/// elsewhere it is skipped with a visible line ([`skip`]).
 pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+    std::env::var("CI").is_ok_and(|v| {
+        let v = v.trim();
+        v == "1" || v.eq_ignore_ascii_case("true")
+    })
+}
+
+/// The running test's name: the harness names each test's thread after it.
+pub fn current_test() -> String {
+    std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .unwrap_or("a test")
+        .to_owned()
+}
+
+/// `test` cannot run because `why` (say how to install what is missing).
+/// Under CI that is a failure (a panic). Elsewhere it prints
+/// `SKIPPED: test: why` straight to the process's stderr: the test harness
+/// captures `eprintln!` of passing tests, and a skip must show in a plain
+/// `cargo test` run.
+pub fn skip(test: &str, why: &str) {
+    if in_ci() {
+        panic!("{test}: {why} (CI is set, so this is a failure, not a skip)");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {test}: {why}");
 }
 
 /// A migrated store on a database made for one test.
@@ -104,10 +134,10 @@ impl TestDb {
         let admin = match Store::connect(&admin_url).await {
             Ok(s) => s,
             Err(e) => {
-                if in_ci() {
-                    panic!("CI=true but PostgreSQL at {admin_url} is unreachable: {e}");
-                }
-                eprintln!("SKIPPED (PostgreSQL): no server at {admin_url}: {e}");
+                skip(
+                    &format!("{} on PostgreSQL", current_test()),
+                    &format!("no server at {admin_url}: {e}"),
+                );
                 return None;
             }
         };
