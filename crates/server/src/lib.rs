@@ -149,6 +149,12 @@ impl AppState {
         self.tracking.invalidate(id);
     }
 
+    /// Forget every cached key after a key was revoked here: it stops
+    /// working at once on this node (others see it when their entries expire).
+    pub fn keys_changed(&self) {
+        self.keys.invalidate_all();
+    }
+
     /// Forget cached links after a link or partner changed. Other nodes see
     /// the change when their entries expire (`LINK_TTL`).
     pub fn links_changed(&self) {

@@ -133,8 +133,11 @@ fn request_bodies_refuse_unknown_fields_and_never_take_ids_or_creation_times() {
 /// the ids core makes with it, and only those.
 #[test]
 fn documented_id_patterns_match_the_ids_the_server_makes() {
-    use tribute_core::ids::{ConversionId, CouponId, EventId, LinkId, PartnerId, ProgramId};
+    use tribute_core::ids::{
+        ApiKeyId, ConversionId, CouponId, EventId, LinkId, PartnerId, ProgramId,
+    };
     let made = [
+        (ApiKeyId::PREFIX, ApiKeyId::generate().to_string()),
         (ProgramId::PREFIX, ProgramId::generate().to_string()),
         (PartnerId::PREFIX, PartnerId::generate().to_string()),
         (LinkId::PREFIX, LinkId::generate().to_string()),

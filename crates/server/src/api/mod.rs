@@ -7,6 +7,7 @@
 mod attribution;
 mod conversions;
 mod coupons;
+mod keys;
 mod links;
 mod partners;
 mod programs;
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .merge(partners::router())
         .merge(links::router())
         .merge(coupons::router())
+        .merge(keys::router())
         .merge(conversions::router())
         .merge(attribution::router())
 }

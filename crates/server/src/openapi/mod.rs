@@ -11,6 +11,7 @@
 
 mod attribution;
 mod ingest;
+mod keys;
 mod links;
 mod partners;
 mod programs;
@@ -55,6 +56,7 @@ pub fn document() -> Value {
         (links::schemas(), links::paths()),
         (ingest::schemas(), ingest::paths()),
         (attribution::schemas(), attribution::paths()),
+        (keys::schemas(), keys::paths()),
     ];
     for (s, p) in parts {
         schemas.extend(s.into_iter().map(|(k, v)| (k.to_owned(), v)));
