@@ -93,11 +93,14 @@ impl KeyCommand {
                     .map(ProgramId::parse)
                     .transpose()
                     .map_err(|e| anyhow::anyhow!("--program: {}", e.message))?;
-                if let Some(n) = &name {
-                    if n.trim().is_empty() || n.chars().count() > 200 {
-                        anyhow::bail!("--name: must be 1 to 200 characters");
-                    }
-                }
+                // A key's name is shown in listings: plain text, like every
+                // stored label.
+                let name = tribute_core::text::PlainText::parse_optional(
+                    "--name",
+                    name.as_deref(),
+                    200,
+                )
+                .map_err(|e| anyhow::anyhow!("--name: {}", e.message))?;
                 let kind = if scope == Scope::Ingest && !secret {
                     KeyKind::Publishable
                 } else {
