@@ -237,9 +237,30 @@ mod tests {
     #[test]
     fn opaque_identifiers_refuse_control_and_bidi_characters_naming_the_field() {
         for (case, raw, field) in [
-            ("nul in an anonymous id", RawIdentifiers { anonymous_id: Some("a\u{0}b".into()), ..Default::default() }, "anonymous_id"),
-            ("escape in a user id", RawIdentifiers { user_id: Some("u\u{1b}[2J".into()), ..Default::default() }, "user_id"),
-            ("bidi override in a customer id", RawIdentifiers { customer_id: Some("c\u{202e}1".into()), ..Default::default() }, "customer_id"),
+            (
+                "nul in an anonymous id",
+                RawIdentifiers {
+                    anonymous_id: Some("a\u{0}b".into()),
+                    ..Default::default()
+                },
+                "anonymous_id",
+            ),
+            (
+                "escape in a user id",
+                RawIdentifiers {
+                    user_id: Some("u\u{1b}[2J".into()),
+                    ..Default::default()
+                },
+                "user_id",
+            ),
+            (
+                "bidi override in a customer id",
+                RawIdentifiers {
+                    customer_id: Some("c\u{202e}1".into()),
+                    ..Default::default()
+                },
+                "customer_id",
+            ),
         ] {
             assert_eq!(raw.parse().unwrap_err().field, field, "case {case}");
         }

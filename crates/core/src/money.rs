@@ -314,7 +314,11 @@ mod tests {
             ("negative", -1),
             ("i64::MIN", i64::MIN),
         ] {
-            assert_eq!(check_amount("value", v).unwrap_err().field, "value", "case {case}");
+            assert_eq!(
+                check_amount("value", v).unwrap_err().field,
+                "value",
+                "case {case}"
+            );
         }
     }
 

@@ -197,9 +197,17 @@ mod tests {
             ("right-to-left override", "Jane\u{202e}eoD"),
             ("left-to-right isolate", "\u{2066}Jane"),
         ] {
-            assert_eq!(parse_label("name", v, 200).unwrap_err().field, "name", "case {case}");
+            assert_eq!(
+                parse_label("name", v, 200).unwrap_err().field,
+                "name",
+                "case {case}"
+            );
             let email = format!("{v}@example.com");
-            assert_eq!(Email::parse(&email).unwrap_err().field, "email", "case {case}");
+            assert_eq!(
+                Email::parse(&email).unwrap_err().field,
+                "email",
+                "case {case}"
+            );
         }
         assert_eq!(parse_label("tier", " Gold ", 200).unwrap(), "Gold");
     }

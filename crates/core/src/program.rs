@@ -265,14 +265,49 @@ mod tests {
     fn allowed_domains_accept_registrable_domains_subdomains_and_explicit_ports() {
         let cases = [
             ("a registrable domain", "example.com", "example.com", None),
-            ("upper case and a trailing dot", "Example.COM.", "example.com", None),
+            (
+                "upper case and a trailing dot",
+                "Example.COM.",
+                "example.com",
+                None,
+            ),
             ("a subdomain", "shop.example.com", "shop.example.com", None),
-            ("a domain under a second-level suffix", "acme.co.uk", "acme.co.uk", None),
-            ("a site under a hosting suffix", "acme.github.io", "acme.github.io", None),
-            ("a domain under an unknown suffix", "acme.test", "acme.test", None),
-            ("a local development name", "shop.localhost", "shop.localhost", None),
-            ("an explicit port", "example.com:8443", "example.com:8443", Some(8443)),
-            ("a leading zero in a port", "example.com:08443", "example.com:8443", Some(8443)),
+            (
+                "a domain under a second-level suffix",
+                "acme.co.uk",
+                "acme.co.uk",
+                None,
+            ),
+            (
+                "a site under a hosting suffix",
+                "acme.github.io",
+                "acme.github.io",
+                None,
+            ),
+            (
+                "a domain under an unknown suffix",
+                "acme.test",
+                "acme.test",
+                None,
+            ),
+            (
+                "a local development name",
+                "shop.localhost",
+                "shop.localhost",
+                None,
+            ),
+            (
+                "an explicit port",
+                "example.com:8443",
+                "example.com:8443",
+                Some(8443),
+            ),
+            (
+                "a leading zero in a port",
+                "example.com:08443",
+                "example.com:8443",
+                Some(8443),
+            ),
         ];
         for (case, entry, shown, port) in cases {
             let d = AllowedDomain::parse(entry).unwrap_or_else(|e| panic!("case {case}: {e}"));
@@ -284,9 +319,16 @@ mod tests {
 
     #[test]
     fn stored_entries_from_before_the_public_suffix_rule_still_load() {
-        for (case, entry) in [("a bare top-level domain", "com"), ("an IPv4 address", "127.0.0.1")] {
+        for (case, entry) in [
+            ("a bare top-level domain", "com"),
+            ("an IPv4 address", "127.0.0.1"),
+        ] {
             assert!(AllowedDomain::parse(entry).is_err(), "case {case}");
-            assert_eq!(AllowedDomain::from_stored(entry).unwrap().as_str(), entry, "case {case}");
+            assert_eq!(
+                AllowedDomain::from_stored(entry).unwrap().as_str(),
+                entry,
+                "case {case}"
+            );
         }
         assert!(AllowedDomain::from_stored("https://example.com").is_err());
     }
@@ -300,13 +342,33 @@ mod tests {
         ];
         let cases = [
             ("https on the default port", "https://acme.test/", true),
-            ("https with the default port written out", "https://acme.test:443/", true),
+            (
+                "https with the default port written out",
+                "https://acme.test:443/",
+                true,
+            ),
             ("http on the default port", "http://www.acme.test/", true),
-            ("a subdomain on the default port", "https://shop.acme.test/x", true),
-            ("the listed port on its domain", "https://shop.acme.test:8443/", true),
-            ("the listed port on a subdomain of its domain", "https://a.shop.acme.test:8443/", true),
+            (
+                "a subdomain on the default port",
+                "https://shop.acme.test/x",
+                true,
+            ),
+            (
+                "the listed port on its domain",
+                "https://shop.acme.test:8443/",
+                true,
+            ),
+            (
+                "the listed port on a subdomain of its domain",
+                "https://a.shop.acme.test:8443/",
+                true,
+            ),
             ("an unlisted port", "https://acme.test:8080/", false),
-            ("the listed port on another subdomain", "https://acme.test:8443/", false),
+            (
+                "the listed port on another subdomain",
+                "https://acme.test:8443/",
+                false,
+            ),
             ("another domain", "https://evil.test/", false),
             ("a look-alike suffix", "https://notacme.test/", false),
         ];
@@ -367,9 +429,17 @@ mod tests {
     fn a_program_window_uses_the_same_bounds_as_a_what_if() {
         for (case, days, ok) in [
             ("one day", 1, true),
-            ("ten years", i64::from(crate::attribution::MAX_WINDOW_DAYS), true),
+            (
+                "ten years",
+                i64::from(crate::attribution::MAX_WINDOW_DAYS),
+                true,
+            ),
             ("zero", 0, false),
-            ("past ten years", i64::from(crate::attribution::MAX_WINDOW_DAYS) + 1, false),
+            (
+                "past ten years",
+                i64::from(crate::attribution::MAX_WINDOW_DAYS) + 1,
+                false,
+            ),
             ("u32::MAX", i64::from(u32::MAX), false),
         ] {
             let mut s = settings();
@@ -377,7 +447,11 @@ mod tests {
             assert_eq!(s.validate().is_ok(), ok, "case {case}");
             let cfg = crate::attribution::ModelConfig::new(crate::attribution::ModelKind::Linear)
                 .with_window_days(u32::try_from(days).unwrap());
-            assert_eq!(cfg.validate().is_ok(), ok, "case {case} as a what-if window");
+            assert_eq!(
+                cfg.validate().is_ok(),
+                ok,
+                "case {case} as a what-if window"
+            );
         }
     }
 }

@@ -178,7 +178,10 @@ mod tests {
 
     #[test]
     fn plain_text_is_trimmed_and_bounded_in_characters_not_bytes() {
-        assert_eq!(PlainText::parse("name", "  Acme ", 10).unwrap().as_str(), "Acme");
+        assert_eq!(
+            PlainText::parse("name", "  Acme ", 10).unwrap().as_str(),
+            "Acme"
+        );
         assert!(PlainText::parse("name", "ééééé", 5).is_ok());
         assert_eq!(
             PlainText::parse("name", "éééééé", 5).unwrap_err().field,

@@ -348,8 +348,16 @@ mod tests {
         assert!(line("SKU-1", crate::money::MAX_MINOR).validate(0).is_ok());
         for (case, p, field) in [
             ("nul in sku", line("SKU\u{0}1", 5), "products[1].sku"),
-            ("bidi override in sku", line("SKU\u{202e}1", 5), "products[1].sku"),
-            ("amount over the maximum", line("SKU-1", crate::money::MAX_MINOR + 1), "products[1].amount"),
+            (
+                "bidi override in sku",
+                line("SKU\u{202e}1", 5),
+                "products[1].sku",
+            ),
+            (
+                "amount over the maximum",
+                line("SKU-1", crate::money::MAX_MINOR + 1),
+                "products[1].amount",
+            ),
             ("negative amount", line("SKU-1", -1), "products[1].amount"),
         ] {
             assert_eq!(p.validate(1).unwrap_err().field, field, "case {case}");
@@ -359,13 +367,16 @@ mod tests {
     #[test]
     fn decimal_amounts_over_the_maximum_are_refused_naming_the_field() {
         let max = crate::money::MAX_MINOR;
-        assert_eq!(parse_decimal_minor("amount", &format!("{}", max / 100), 2), Ok(max));
+        assert_eq!(
+            parse_decimal_minor("amount", &format!("{}", max / 100), 2),
+            Ok(max)
+        );
         for (case, text) in [
             ("one minor unit over", format!("{}.01", max / 100)),
             ("i64::MAX minor units", "92233720368547758.07".to_owned()),
             ("past i64", "99999999999999999999999".to_owned()),
         ] {
-            let err = parse_decimal_minor("amount", &text, 2).expect_err(&case);
+            let err = parse_decimal_minor("amount", &text, 2).expect_err(case);
             assert_eq!(err.field, "amount", "case {case}");
             assert!(err.message.contains("largest amount"), "case {case}: {err}");
         }

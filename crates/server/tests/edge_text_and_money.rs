@@ -102,25 +102,41 @@ async fn control_and_bidi_characters_are_refused_at_every_way_in_naming_the_fiel
     let cases: Vec<(&str, Way, u16, &str)> = vec![
         (
             "an event name with NUL",
-            Way::Ingest(Method::POST, "/events", json!({"type": "custom", "name": "a\u{0}b", "anonymous_id": "a1"})),
+            Way::Ingest(
+                Method::POST,
+                "/events",
+                json!({"type": "custom", "name": "a\u{0}b", "anonymous_id": "a1"}),
+            ),
             422,
             "name",
         ),
         (
             "an event id with a right-to-left override",
-            Way::Ingest(Method::POST, "/events", json!({"type": "page_view", "event_id": "e\u{202e}1", "anonymous_id": "a1"})),
+            Way::Ingest(
+                Method::POST,
+                "/events",
+                json!({"type": "page_view", "event_id": "e\u{202e}1", "anonymous_id": "a1"}),
+            ),
             422,
             "event_id",
         ),
         (
             "an anonymous id with NUL",
-            Way::Ingest(Method::POST, "/events", json!({"type": "page_view", "anonymous_id": "a\u{0}1"})),
+            Way::Ingest(
+                Method::POST,
+                "/events",
+                json!({"type": "page_view", "anonymous_id": "a\u{0}1"}),
+            ),
             422,
             "anonymous_id",
         ),
         (
             "an event name with an isolate, second in a batch",
-            Way::Ingest(Method::POST, "/events", json!({"batch": [ok_event, {"type": "custom", "name": "x\u{2066}y"}]})),
+            Way::Ingest(
+                Method::POST,
+                "/events",
+                json!({"batch": [ok_event, {"type": "custom", "name": "x\u{2066}y"}]}),
+            ),
             422,
             "batch[1].name",
         ),
@@ -136,8 +152,18 @@ async fn control_and_bidi_characters_are_refused_at_every_way_in_naming_the_fiel
             422,
             "products[0].sku",
         ),
-        ("an Idempotency-Key with a tab", Way::IdempotencyKey("k\t1"), 400, "Idempotency-Key"),
-        ("a postback order id with NUL", Way::Postback("amount=10&order_id=o%001".into()), 422, "order_id"),
+        (
+            "an Idempotency-Key with a tab",
+            Way::IdempotencyKey("k\t1"),
+            400,
+            "Idempotency-Key",
+        ),
+        (
+            "a postback order id with NUL",
+            Way::Postback("amount=10&order_id=o%001".into()),
+            422,
+            "order_id",
+        ),
         (
             "a Segment event name with NUL",
             Way::Segment("/v1/track", track("Order\u{0}Completed", json!({}))),
@@ -146,13 +172,19 @@ async fn control_and_bidi_characters_are_refused_at_every_way_in_naming_the_fiel
         ),
         (
             "a Segment messageId with a right-to-left mark",
-            Way::Segment("/v1/track", track("Clicked", json!({"messageId": "m\u{200f}1"}))),
+            Way::Segment(
+                "/v1/track",
+                track("Clicked", json!({"messageId": "m\u{200f}1"})),
+            ),
             400,
             "messageId",
         ),
         (
             "a Segment userId with an escape",
-            Way::Segment("/v1/track", track("Clicked", json!({"userId": "u\u{1b}[2J"}))),
+            Way::Segment(
+                "/v1/track",
+                track("Clicked", json!({"userId": "u\u{1b}[2J"})),
+            ),
             400,
             "userId",
         ),
@@ -160,21 +192,28 @@ async fn control_and_bidi_characters_are_refused_at_every_way_in_naming_the_fiel
             "a Segment order id with NUL",
             Way::Segment(
                 "/v1/track",
-                track("Order Completed", json!({"properties": {"order_id": "o\u{0}1", "revenue": "10.00"}})),
+                track(
+                    "Order Completed",
+                    json!({"properties": {"order_id": "o\u{0}1", "revenue": "10.00"}}),
+                ),
             ),
             400,
             "properties.order_id",
         ),
         (
             "a snippet event name with NUL",
-            Way::Collect(json!({"events": [{"type": "custom", "name": "n\u{0}", "anonymous_id": "a1"}]})),
+            Way::Collect(
+                json!({"events": [{"type": "custom", "name": "n\u{0}", "anonymous_id": "a1"}]}),
+            ),
             422,
             "events[0].name",
         ),
         (
             "a snippet conversion event id with a bidi override",
-            Way::Collect(json!({"events": [{"type": "conversion", "event_id": "c\u{202d}1", "anonymous_id": "a1",
-                                             "properties": {"value": 100}}]})),
+            Way::Collect(
+                json!({"events": [{"type": "conversion", "event_id": "c\u{202d}1", "anonymous_id": "a1",
+                                             "properties": {"value": 100}}]}),
+            ),
             422,
             "events[0].event_id",
         ),
@@ -186,31 +225,51 @@ async fn control_and_bidi_characters_are_refused_at_every_way_in_naming_the_fiel
         ),
         (
             "a program name with NUL",
-            Way::Admin(Method::POST, "/programs".into(), json!({"name": "Acme\u{0}", "currency": "EUR", "allowed_domains": ["acme.test"]})),
+            Way::Admin(
+                Method::POST,
+                "/programs".into(),
+                json!({"name": "Acme\u{0}", "currency": "EUR", "allowed_domains": ["acme.test"]}),
+            ),
             422,
             "name",
         ),
         (
             "a program renamed with a right-to-left override",
-            Way::Admin(Method::PATCH, format!("/programs/{program}"), json!({"name": "Acme\u{202e}"})),
+            Way::Admin(
+                Method::PATCH,
+                format!("/programs/{program}"),
+                json!({"name": "Acme\u{202e}"}),
+            ),
             422,
             "name",
         ),
         (
             "a partner name with NUL",
-            Way::Admin(Method::POST, "/partners".into(), json!({"program_id": program, "slug": "carol", "name": "Car\u{0}ol"})),
+            Way::Admin(
+                Method::POST,
+                "/partners".into(),
+                json!({"program_id": program, "slug": "carol", "name": "Car\u{0}ol"}),
+            ),
             422,
             "name",
         ),
         (
             "a link campaign with an isolate",
-            Way::Admin(Method::POST, "/links".into(), json!({"partner_id": alice, "destination": "https://acme.test/", "campaign": "spring\u{2067}"})),
+            Way::Admin(
+                Method::POST,
+                "/links".into(),
+                json!({"partner_id": alice, "destination": "https://acme.test/", "campaign": "spring\u{2067}"}),
+            ),
             422,
             "campaign",
         ),
         (
             "a tracked lead event name with NUL",
-            Way::Admin(Method::PATCH, format!("/programs/{program}/tracking"), json!({"lead_events": ["Signed\u{0}Up"]})),
+            Way::Admin(
+                Method::PATCH,
+                format!("/programs/{program}/tracking"),
+                json!({"lead_events": ["Signed\u{0}Up"]}),
+            ),
             422,
             "lead_events",
         ),
@@ -221,11 +280,17 @@ async fn control_and_bidi_characters_are_refused_at_every_way_in_naming_the_fiel
             .assert_error(status, Some(field), case);
     }
     assert_eq!(app.event_count(&program).await, 0, "no event was stored");
-    assert_eq!(app.conversion_count(&program).await, 0, "no conversion was stored");
+    assert_eq!(
+        app.conversion_count(&program).await,
+        0,
+        "no conversion was stored"
+    );
     assert_eq!(app.count("/programs").await, 1, "no program was created");
     assert_eq!(app.count("/partners").await, 2, "no partner was created");
     assert_eq!(app.count("/links").await, 2, "no link was created");
-    let shown = app.get(&format!("/programs/{program}"), &app.admin_key).await;
+    let shown = app
+        .get(&format!("/programs/{program}"), &app.admin_key)
+        .await;
     assert_eq!(shown.ok(200)["name"], "Acme", "the program kept its name");
     let tracking = app
         .get(&format!("/programs/{program}/tracking"), &app.admin_key)
@@ -259,32 +324,63 @@ async fn amounts_over_the_maximum_are_refused_at_every_way_in_naming_the_field(a
     let over = decimal(MAX_MINOR + 1);
     let huge = decimal(i64::MAX);
     let cases: Vec<(&str, Way, u16, &str)> = vec![
-        ("an API value of i64::MAX", conversion(i64::MAX, json!({})), 422, "value"),
-        ("an API value one over the maximum", conversion(MAX_MINOR + 1, json!({})), 422, "value"),
+        (
+            "an API value of i64::MAX",
+            conversion(i64::MAX, json!({})),
+            422,
+            "value",
+        ),
+        (
+            "an API value one over the maximum",
+            conversion(MAX_MINOR + 1, json!({})),
+            422,
+            "value",
+        ),
         (
             "an API order line over the maximum",
-            conversion(1000, json!({"products": [{"sku": "A", "amount": MAX_MINOR + 1}]})),
+            conversion(
+                1000,
+                json!({"products": [{"sku": "A", "amount": MAX_MINOR + 1}]}),
+            ),
             422,
             "products[0].amount",
         ),
-        ("a postback amount of i64::MAX minor units", Way::Postback(format!("amount={huge}")), 422, "amount"),
-        ("a postback amount one over the maximum", Way::Postback(format!("amount={over}")), 422, "amount"),
+        (
+            "a postback amount of i64::MAX minor units",
+            Way::Postback(format!("amount={huge}")),
+            422,
+            "amount",
+        ),
+        (
+            "a postback amount one over the maximum",
+            Way::Postback(format!("amount={over}")),
+            422,
+            "amount",
+        ),
         (
             "a Segment revenue of i64::MAX minor units",
-            Way::Segment("/v1/track", track("Order Completed", json!({"properties": {"revenue": huge}}))),
+            Way::Segment(
+                "/v1/track",
+                track("Order Completed", json!({"properties": {"revenue": huge}})),
+            ),
             400,
             "properties.revenue",
         ),
         (
             "a Segment total one over the maximum",
-            Way::Segment("/v1/track", track("Order Completed", json!({"properties": {"total": over}}))),
+            Way::Segment(
+                "/v1/track",
+                track("Order Completed", json!({"properties": {"total": over}})),
+            ),
             400,
             "properties.total",
         ),
         (
             "a snippet value of i64::MAX",
-            Way::Collect(json!({"events": [{"type": "conversion", "event_id": "c-1", "anonymous_id": "a1",
-                                             "properties": {"value": i64::MAX}}]})),
+            Way::Collect(
+                json!({"events": [{"type": "conversion", "event_id": "c-1", "anonymous_id": "a1",
+                                             "properties": {"value": i64::MAX}}]}),
+            ),
             422,
             "events[0].properties.value",
         ),
@@ -294,12 +390,20 @@ async fn amounts_over_the_maximum_are_refused_at_every_way_in_naming_the_field(a
             .await
             .assert_error(status, Some(field), case);
     }
-    assert_eq!(app.conversion_count(&program).await, 0, "nothing was recorded");
+    assert_eq!(
+        app.conversion_count(&program).await,
+        0,
+        "nothing was recorded"
+    );
     assert_eq!(app.event_count(&program).await, 0, "no event was stored");
 
     // The maximum itself is accepted, by the API and the postback.
     let at_max = app
-        .post("/conversions", &shop.ingest, &json!({"value": MAX_MINOR, "currency": "EUR", "anonymous_id": "a1"}))
+        .post(
+            "/conversions",
+            &shop.ingest,
+            &json!({"value": MAX_MINOR, "currency": "EUR", "anonymous_id": "a1"}),
+        )
         .await;
     assert_eq!(at_max.ok(201)["value"], MAX_MINOR);
     let postback = send(
@@ -324,7 +428,10 @@ async fn events_whose_properties_carry_nul_and_control_characters_are_stored(app
     assert_eq!(reply.ok(202)["accepted"], 1);
     let batch = json!({"batch": [body, {"type": "custom", "name": "Other", "anonymous_id": "a2",
                                         "properties": {"x": "\u{0}\u{0}"}}]});
-    assert_eq!(app.post("/events", &shop.ingest, &batch).await.ok(202)["accepted"], 2);
+    assert_eq!(
+        app.post("/events", &shop.ingest, &batch).await.ok(202)["accepted"],
+        2
+    );
     assert_eq!(app.event_count(&program).await, 3);
 }
 

@@ -30,7 +30,10 @@ async fn what_if_and_compare_refuse_windows_and_half_lives_outside_the_program_b
     let what_if = |query: &str| {
         let path = format!("/conversions/{id}/attribution?model=time_decay&{query}");
         let app = &app;
-        async move { app.api(reqwest::Method::POST, &path, Some(&app.admin_key), None).await }
+        async move {
+            app.api(reqwest::Method::POST, &path, Some(&app.admin_key), None)
+                .await
+        }
     };
     let compare = |query: &str| {
         let path = format!("/attribution/compare?program_id={program}&models=time_decay&{query}");
@@ -39,11 +42,27 @@ async fn what_if_and_compare_refuse_windows_and_half_lives_outside_the_program_b
     };
     let cases = [
         ("a zero window", "window_days=0", "window_days"),
-        ("a window of u32::MAX days", "window_days=4294967295", "window_days"),
+        (
+            "a window of u32::MAX days",
+            "window_days=4294967295",
+            "window_days",
+        ),
         ("a window past ten years", "window_days=3651", "window_days"),
-        ("a subnormal half-life", "half_life_days=1e-320", "half_life_days"),
-        ("a half-life under an hour", "half_life_days=0.01", "half_life_days"),
-        ("an infinite half-life", "half_life_days=inf", "half_life_days"),
+        (
+            "a subnormal half-life",
+            "half_life_days=1e-320",
+            "half_life_days",
+        ),
+        (
+            "a half-life under an hour",
+            "half_life_days=0.01",
+            "half_life_days",
+        ),
+        (
+            "an infinite half-life",
+            "half_life_days=inf",
+            "half_life_days",
+        ),
         ("a NaN half-life", "half_life_days=NaN", "half_life_days"),
     ];
     for (case, query, field) in cases {
@@ -58,7 +77,11 @@ async fn what_if_and_compare_refuse_windows_and_half_lives_outside_the_program_b
     for query in ["window_days=1", "window_days=3650&half_life_days=0.5"] {
         let reply = what_if(query).await;
         assert_eq!(reply.ok(200)["value"], 1000, "what-if {query}");
-        assert_eq!(compare(query).await.ok(200)["conversions"], 1, "compare {query}");
+        assert_eq!(
+            compare(query).await.ok(200)["conversions"],
+            1,
+            "compare {query}"
+        );
     }
 }
 
@@ -108,9 +131,7 @@ async fn allowed_domains_refuse_public_suffixes_and_ip_addresses_and_only_listed
     );
     let partner = app.create_partner(&id, "alice").await;
     let partner_id = str_of(&partner, "id");
-    let link = |destination: &str| {
-        json!({"partner_id": partner_id, "destination": destination})
-    };
+    let link = |destination: &str| json!({"partner_id": partner_id, "destination": destination});
     for (case, destination) in [
         ("the default port", "https://acme.test/"),
         ("the listed port", "https://shop.acme.test:8443/cart"),
@@ -127,7 +148,11 @@ async fn allowed_domains_refuse_public_suffixes_and_ip_addresses_and_only_listed
             .await
             .assert_error(422, Some("destination"), case);
     }
-    assert_eq!(app.count("/links").await, 2, "refused links were not written");
+    assert_eq!(
+        app.count("/links").await,
+        2,
+        "refused links were not written"
+    );
 
     // CORS for the snippet follows the same rule.
     let key = write_key(&app, &program_id(&program)).await;
@@ -138,10 +163,17 @@ async fn allowed_domains_refuse_public_suffixes_and_ip_addresses_and_only_listed
     let origin = "https://shop.acme.test:8443";
     let allowed = collect(&app, Some(origin), &batch("e1")).await;
     assert_eq!(allowed.ok(200)["accepted"], 1);
-    assert_eq!(header(&allowed, "access-control-allow-origin"), Some(origin));
+    assert_eq!(
+        header(&allowed, "access-control-allow-origin"),
+        Some(origin)
+    );
     for origin in ["https://shop.acme.test:9000", "https://acme.test:8443"] {
         let refused = collect(&app, Some(origin), &batch("e2")).await;
         refused.assert_error(403, None, origin);
-        assert_eq!(header(&refused, "access-control-allow-origin"), None, "{origin}");
+        assert_eq!(
+            header(&refused, "access-control-allow-origin"),
+            None,
+            "{origin}"
+        );
     }
 }

@@ -203,19 +203,67 @@ mod tests {
     fn windows_and_half_lives_outside_their_bounds_are_refused_naming_the_field() {
         let base = ModelConfig::new(ModelKind::TimeDecay);
         assert!(base.clone().with_window_days(1).validate().is_ok());
-        assert!(base.clone().with_window_days(MAX_WINDOW_DAYS).validate().is_ok());
-        assert!(base.clone().with_half_life_days(MIN_HALF_LIFE_DAYS).validate().is_ok());
-        assert!(base.clone().with_half_life_days(MAX_HALF_LIFE_DAYS).validate().is_ok());
+        assert!(base
+            .clone()
+            .with_window_days(MAX_WINDOW_DAYS)
+            .validate()
+            .is_ok());
+        assert!(base
+            .clone()
+            .with_half_life_days(MIN_HALF_LIFE_DAYS)
+            .validate()
+            .is_ok());
+        assert!(base
+            .clone()
+            .with_half_life_days(MAX_HALF_LIFE_DAYS)
+            .validate()
+            .is_ok());
         let cases = [
-            ("zero window", base.clone().with_window_days(0), "window_days"),
-            ("window past ten years", base.clone().with_window_days(MAX_WINDOW_DAYS + 1), "window_days"),
-            ("u32::MAX window", base.clone().with_window_days(u32::MAX), "window_days"),
-            ("subnormal half-life", base.clone().with_half_life_days(1e-320), "half_life_days"),
-            ("half-life under an hour", base.clone().with_half_life_days(0.04), "half_life_days"),
-            ("negative half-life", base.clone().with_half_life_days(-7.0), "half_life_days"),
-            ("NaN half-life", base.clone().with_half_life_days(f64::NAN), "half_life_days"),
-            ("infinite half-life", base.clone().with_half_life_days(f64::INFINITY), "half_life_days"),
-            ("half-life past ten years", base.clone().with_half_life_days(3650.5), "half_life_days"),
+            (
+                "zero window",
+                base.clone().with_window_days(0),
+                "window_days",
+            ),
+            (
+                "window past ten years",
+                base.clone().with_window_days(MAX_WINDOW_DAYS + 1),
+                "window_days",
+            ),
+            (
+                "u32::MAX window",
+                base.clone().with_window_days(u32::MAX),
+                "window_days",
+            ),
+            (
+                "subnormal half-life",
+                base.clone().with_half_life_days(1e-320),
+                "half_life_days",
+            ),
+            (
+                "half-life under an hour",
+                base.clone().with_half_life_days(0.04),
+                "half_life_days",
+            ),
+            (
+                "negative half-life",
+                base.clone().with_half_life_days(-7.0),
+                "half_life_days",
+            ),
+            (
+                "NaN half-life",
+                base.clone().with_half_life_days(f64::NAN),
+                "half_life_days",
+            ),
+            (
+                "infinite half-life",
+                base.clone().with_half_life_days(f64::INFINITY),
+                "half_life_days",
+            ),
+            (
+                "half-life past ten years",
+                base.clone().with_half_life_days(3650.5),
+                "half_life_days",
+            ),
         ];
         for (case, cfg, field) in cases {
             assert_eq!(cfg.validate().unwrap_err().field, field, "case {case}");
@@ -225,8 +273,16 @@ mod tests {
     #[test]
     fn the_window_rule_takes_any_integer_and_names_the_field_it_is_given() {
         assert_eq!(check_window_days("window_days", 30), Ok(30));
-        for (case, v) in [("zero", 0), ("negative", -1), ("past u32", i64::from(u32::MAX) + 1)] {
-            assert_eq!(check_window_days("window_days", v).unwrap_err().field, "window_days", "case {case}");
+        for (case, v) in [
+            ("zero", 0),
+            ("negative", -1),
+            ("past u32", i64::from(u32::MAX) + 1),
+        ] {
+            assert_eq!(
+                check_window_days("window_days", v).unwrap_err().field,
+                "window_days",
+                "case {case}"
+            );
         }
     }
 
