@@ -95,12 +95,12 @@ impl KeyCommand {
                     .map_err(|e| anyhow::anyhow!("--program: {}", e.message))?;
                 // A key's name is shown in listings: plain text, like every
                 // stored label.
-                let name = tribute_core::text::PlainText::parse_optional(
-                    "--name",
-                    name.as_deref(),
-                    200,
-                )
-                .map_err(|e| anyhow::anyhow!("--name: {}", e.message))?;
+                let name = name
+                    .as_deref()
+                    .map(|n| tribute_core::text::PlainText::parse("--name", n, 200))
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--name: {}", e.message))?
+                    .map(tribute_core::text::PlainText::into_string);
                 let kind = if scope == Scope::Ingest && !secret {
                     KeyKind::Publishable
                 } else {
