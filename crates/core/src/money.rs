@@ -168,9 +168,14 @@ const ISO_4217: &[(&str, u8)] = &[
 ];
 
 /// The largest amount, in minor units, that Tribute accepts anywhere money
-/// is computed (10^15: ten trillion units of a two-digit currency). Every
-/// product of an amount with a rate in basis points or a multiplier then fits
-/// comfortably in `i128`, and sums of many such amounts in `i64`.
+/// is computed or received (a conversion's value, an order line, a postback
+/// amount; 10^15: ten trillion units of a two-digit currency), checked at
+/// every way in by [`check_amount`]. Every product of an amount with a rate
+/// in basis points or a multiplier then fits comfortably in `i128`; 9,223
+/// amounts at the maximum still add up inside `i64`, and sums over more rows
+/// are taken in `i128` ([`sum_minor`]); and every amount up to it is exact
+/// as an IEEE double (2^53 ≈ 9·10^15), so a JavaScript client reading the
+/// JSON sees the number that was stored.
 pub const MAX_MINOR: i64 = 1_000_000_000_000_000;
 
 /// An ISO 4217 currency code, validated against the list of active codes.
@@ -231,16 +236,6 @@ impl From<Currency> for String {
         c.as_str().to_owned()
     }
 }
-
-/// The largest amount Tribute accepts anywhere (a conversion's value, an
-/// order line, a postback amount): 10^15 minor units, ten trillion in a
-/// two-decimal currency.
-///
-/// Why this bound: 9,223 amounts at the maximum still add up inside `i64`,
-/// and sums over more rows are taken in `i128` ([`sum_minor`]); and every
-/// amount up to it is exact as an IEEE double (2^53 ≈ 9·10^15), so a
-/// JavaScript client reading the JSON sees the number that was stored.
-pub const MAX_MINOR: i64 = 1_000_000_000_000_000;
 
 /// Check an amount in minor units: 0 to [`MAX_MINOR`], naming `field`.
 pub fn check_amount(field: &str, minor: i64) -> Result<i64, FieldError> {

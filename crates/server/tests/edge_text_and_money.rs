@@ -9,7 +9,7 @@ mod common;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tribute_core::ids::ConversionId;
+use tribute_core::ids::{ConversionId, ProgramId};
 use tribute_core::money::{Money, MAX_MINOR};
 
 use common::shop::shop;
@@ -39,7 +39,27 @@ enum Way {
     Collect(Value),
 }
 
-async fn send(app: &TestApp, way: Way, ingest: &str, program: &str, token: &str) -> Reply {
+/// The keys a test sends with: the secret server key (API) and the
+/// publishable one (Segment, the snippet), as on a real site.
+struct Keys {
+    secret: String,
+    publishable: String,
+    program: String,
+    token: String,
+}
+
+async fn keys(app: &TestApp, secret: &str, program: &str) -> Keys {
+    let id = ProgramId::parse(program).expect("a program id");
+    Keys {
+        secret: secret.to_owned(),
+        publishable: common::publishable_key(&app.store, &id).await,
+        program: program.to_owned(),
+        token: app.postback_token(program).await,
+    }
+}
+
+async fn send(app: &TestApp, way: Way, keys: &Keys) -> Reply {
+    let (ingest, program, token) = (&keys.secret, &keys.program, &keys.token);
     match way {
         Way::Ingest(method, path, body) => app.api(method, path, Some(ingest), Some(&body)).await,
         Way::Admin(method, path, body) => {
@@ -61,12 +81,12 @@ async fn send(app: &TestApp, way: Way, ingest: &str, program: &str, token: &str)
             let request = app
                 .client
                 .post(app.url(path))
-                .basic_auth(ingest, Some(""))
+                .basic_auth(&keys.publishable, Some(""))
                 .json(&body);
             Reply::read(request.send().await.expect("a Segment call")).await
         }
         Way::Collect(mut body) => {
-            body["key"] = json!(ingest);
+            body["key"] = json!(keys.publishable);
             collect(app, None, &body.to_string()).await
         }
     }
@@ -85,7 +105,7 @@ async fn control_and_bidi_characters_are_refused_at_every_way_in_naming_the_fiel
 ) {
     let shop = shop(&app).await;
     let program = shop.seed.program_id.clone();
-    let token = app.postback_token(&program).await;
+    let keys = keys(&app, &shop.ingest, &program).await;
     let alice = shop.seed.alice.id.clone();
     let ok_event = json!({"type": "page_view", "anonymous_id": "a1"});
     let conversion = |extra: Value| {
@@ -275,7 +295,7 @@ async fn control_and_bidi_characters_are_refused_at_every_way_in_naming_the_fiel
         ),
     ];
     for (case, way, status, field) in cases {
-        send(&app, way, &shop.ingest, &program, &token)
+        send(&app, way, &keys)
             .await
             .assert_error(status, Some(field), case);
     }
@@ -305,7 +325,7 @@ async fn control_and_bidi_characters_are_refused_at_every_way_in_naming_the_fiel
 async fn amounts_over_the_maximum_are_refused_at_every_way_in_naming_the_field(app: TestApp) {
     let shop = shop(&app).await;
     let program = shop.seed.program_id.clone();
-    let token = app.postback_token(&program).await;
+    let keys = keys(&app, &shop.ingest, &program).await;
     let conversion = |value: i64, extra: Value| {
         let mut body = json!({"value": value, "currency": "EUR", "anonymous_id": "a1"});
         for (k, v) in extra.as_object().expect("an object") {
@@ -386,7 +406,7 @@ async fn amounts_over_the_maximum_are_refused_at_every_way_in_naming_the_field(a
         ),
     ];
     for (case, way, status, field) in cases {
-        send(&app, way, &shop.ingest, &program, &token)
+        send(&app, way, &keys)
             .await
             .assert_error(status, Some(field), case);
     }
@@ -409,9 +429,7 @@ async fn amounts_over_the_maximum_are_refused_at_every_way_in_naming_the_field(a
     let postback = send(
         &app,
         Way::Postback(format!("amount={}&order_id=o-max", decimal(MAX_MINOR))),
-        &shop.ingest,
-        &program,
-        &token,
+        &keys,
     )
     .await;
     assert_eq!(postback.ok(200)["value"], MAX_MINOR);
