@@ -93,11 +93,14 @@ impl KeyCommand {
                     .map(ProgramId::parse)
                     .transpose()
                     .map_err(|e| anyhow::anyhow!("--program: {}", e.message))?;
-                if let Some(n) = &name {
-                    if n.trim().is_empty() || n.chars().count() > 200 {
-                        anyhow::bail!("--name: must be 1 to 200 characters");
-                    }
-                }
+                // A key's name is shown in listings: plain text, like every
+                // stored label.
+                let name = name
+                    .as_deref()
+                    .map(|n| tribute_core::text::PlainText::parse("--name", n, 200))
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--name: {}", e.message))?
+                    .map(tribute_core::text::PlainText::into_string);
                 let kind = if scope == Scope::Ingest && !secret {
                     KeyKind::Publishable
                 } else {

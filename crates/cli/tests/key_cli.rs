@@ -47,6 +47,15 @@ fn key_create_with_bad_arguments_leaves_no_database_behind() {
         &["create", "--scope", "admin", "--program", "prg_abc"],
         &["create", "--scope", "ingest", "--program", "acme"],
         &["create", "--scope", "ingest", "--name", " "],
+        &[
+            "create",
+            "--scope",
+            "admin",
+            "--name",
+            "deploy\u{202e}yolped",
+        ],
+        &["create", "--scope", "admin", "--name", "deploy\u{1b}[2J"],
+        &["create", "--scope", "admin", "--name", "deploy\nkey"],
         &["create", "--scope", "wizard"],
         &["revoke", "not-a-key-id"],
     ] {

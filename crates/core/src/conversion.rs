@@ -65,8 +65,8 @@ impl Reporter {
     }
 }
 
-/// An order or deal id as reported: trimmed, 1 to `max` characters. Empty
-/// means none.
+/// An order or deal id as reported: trimmed, 1 to `max` characters of plain
+/// text (see [`crate::text`]). Empty means none.
 pub fn parse_external_id(
     field: &str,
     v: Option<&str>,
@@ -78,7 +78,10 @@ pub fn parse_external_id(
             field,
             format!("must be at most {max} characters"),
         )),
-        Some(s) => Ok(Some(s.to_owned())),
+        Some(s) => {
+            crate::text::check_plain_text(field, s)?;
+            Ok(Some(s.to_owned()))
+        }
     }
 }
 
@@ -177,14 +180,10 @@ pub fn program_currency(
     Ok(currency)
 }
 
-/// A conversion value: never negative (refunds reverse a conversion).
+/// A conversion value: never negative (refunds reverse a conversion), at
+/// most [`crate::money::MAX_MINOR`].
 pub fn conversion_value(field: &str, minor: i64, currency: Currency) -> Result<Money, FieldError> {
-    if minor < 0 {
-        return Err(FieldError::new(
-            field,
-            "must not be negative (refunds reverse a conversion)",
-        ));
-    }
+    crate::money::check_amount(field, minor)?;
     Ok(Money::new(minor, currency))
 }
 
@@ -447,6 +446,36 @@ mod tests {
                 "long order id",
                 json!({"value": 1, "order_id": "x".repeat(181)}),
                 "properties.order_id",
+            ),
+            (
+                "order id with NUL",
+                json!({"value": 1, "order_id": "o\u{0}1"}),
+                "properties.order_id",
+            ),
+            (
+                "order id with a bidi override",
+                json!({"value": 1, "order_id": "o\u{202e}1"}),
+                "properties.order_id",
+            ),
+            (
+                "value over the maximum",
+                json!({"value": crate::money::MAX_MINOR + 1}),
+                "properties.value",
+            ),
+            (
+                "revenue over the maximum",
+                json!({"revenue": "92233720368547758.07"}),
+                "properties.revenue",
+            ),
+            (
+                "lines adding up past the maximum",
+                json!({"products": [{"sku": "A", "amount": crate::money::MAX_MINOR}, {"sku": "B", "amount": 1}]}),
+                "properties.products",
+            ),
+            (
+                "sku with NUL",
+                json!({"value": 1, "products": [{"sku": "A\u{0}"}]}),
+                "properties.products[0].sku",
             ),
         ];
         for (name, p, field) in cases {

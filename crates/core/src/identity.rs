@@ -46,10 +46,14 @@ pub struct RawIdentifiers {
 fn opaque(field: &str, v: Option<&str>) -> Result<Option<String>, FieldError> {
     match v.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(s) if s.chars().count() > 200 || s.chars().any(char::is_control) => Err(
-            FieldError::new(field, "must be at most 200 printable characters"),
-        ),
-        Some(s) => Ok(Some(s.to_owned())),
+        Some(s) if s.chars().count() > 200 => Err(FieldError::new(
+            field,
+            "must be at most 200 printable characters",
+        )),
+        Some(s) => {
+            crate::text::check_plain_text(field, s)?;
+            Ok(Some(s.to_owned()))
+        }
     }
 }
 
@@ -229,6 +233,38 @@ pub fn stitch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opaque_identifiers_refuse_control_and_bidi_characters_naming_the_field() {
+        for (case, raw, field) in [
+            (
+                "nul in an anonymous id",
+                RawIdentifiers {
+                    anonymous_id: Some("a\u{0}b".into()),
+                    ..Default::default()
+                },
+                "anonymous_id",
+            ),
+            (
+                "escape in a user id",
+                RawIdentifiers {
+                    user_id: Some("u\u{1b}[2J".into()),
+                    ..Default::default()
+                },
+                "user_id",
+            ),
+            (
+                "bidi override in a customer id",
+                RawIdentifiers {
+                    customer_id: Some("c\u{202e}1".into()),
+                    ..Default::default()
+                },
+                "customer_id",
+            ),
+        ] {
+            assert_eq!(raw.parse().unwrap_err().field, field, "case {case}");
+        }
+    }
 
     fn pid(s: &str) -> PersonId {
         PersonId::parse(&format!("per_{s}")).unwrap()

@@ -19,6 +19,7 @@ pub mod money;
 pub mod partner;
 pub mod program;
 pub mod split;
+pub mod text;
 pub mod tracking;
 
 pub use error::FieldError;

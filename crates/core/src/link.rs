@@ -87,10 +87,14 @@ impl Destination {
         let host = url
             .host_str()
             .ok_or_else(|| FieldError::new("destination", "must have a host"))?;
-        if !program.allows_host(host) {
+        if !program.allows_url(&url) {
+            let at = match url.port() {
+                None => host.to_owned(),
+                Some(p) => format!("{host}:{p}"),
+            };
             return Err(FieldError::new(
                 "destination",
-                format!("host `{host}` is not on the program's allowed domains"),
+                format!("`{at}` is not on the program's allowed domains (list a port explicitly, e.g. example.com:8443)"),
             ));
         }
         Ok(Self(url))
@@ -267,6 +271,8 @@ mod tests {
             "//acme.test/",
             "https://user:pw@acme.test/",
             "https://acme.test.evil.test/",
+            "https://acme.test:8443/",
+            "http://acme.test:8080/",
         ] {
             let err = Destination::parse(bad, &p).expect_err(bad);
             assert_eq!(err.field, "destination", "case {bad:?}");

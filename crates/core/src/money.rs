@@ -168,9 +168,14 @@ const ISO_4217: &[(&str, u8)] = &[
 ];
 
 /// The largest amount, in minor units, that Tribute accepts anywhere money
-/// is computed (10^15: ten trillion units of a two-digit currency). Every
-/// product of an amount with a rate in basis points or a multiplier then fits
-/// comfortably in `i128`, and sums of many such amounts in `i64`.
+/// is computed or received (a conversion's value, an order line, a postback
+/// amount; 10^15: ten trillion units of a two-digit currency), checked at
+/// every way in by [`check_amount`]. Every product of an amount with a rate
+/// in basis points or a multiplier then fits comfortably in `i128`; 9,223
+/// amounts at the maximum still add up inside `i64`, and sums over more rows
+/// are taken in `i128` ([`sum_minor`]); and every amount up to it is exact
+/// as an IEEE double (2^53 ≈ 9·10^15), so a JavaScript client reading the
+/// JSON sees the number that was stored.
 pub const MAX_MINOR: i64 = 1_000_000_000_000_000;
 
 /// An ISO 4217 currency code, validated against the list of active codes.
@@ -232,6 +237,29 @@ impl From<Currency> for String {
     }
 }
 
+/// Check an amount in minor units: 0 to [`MAX_MINOR`], naming `field`.
+pub fn check_amount(field: &str, minor: i64) -> Result<i64, FieldError> {
+    if minor < 0 {
+        return Err(FieldError::new(
+            field,
+            "must not be negative (refunds reverse a conversion)",
+        ));
+    }
+    if minor > MAX_MINOR {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {MAX_MINOR} minor units"),
+        ));
+    }
+    Ok(minor)
+}
+
+/// The exact sum of amounts, in `i128`: never wraps, whatever the number
+/// of rows (each is an `i64`, so 2^64 of them still fit).
+pub fn sum_minor<I: IntoIterator<Item = i64>>(amounts: I) -> i128 {
+    amounts.into_iter().map(i128::from).sum()
+}
+
 /// An amount of money: integer minor units (cents) in one currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Money {
@@ -269,6 +297,79 @@ impl fmt::Display for Money {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn amounts_from_zero_to_the_maximum_pass_and_others_name_the_field() {
+        assert_eq!(check_amount("value", 0), Ok(0));
+        assert_eq!(check_amount("value", MAX_MINOR), Ok(MAX_MINOR));
+        for (case, v) in [
+            ("one above the maximum", MAX_MINOR + 1),
+            ("i64::MAX", i64::MAX),
+            ("negative", -1),
+            ("i64::MIN", i64::MIN),
+        ] {
+            assert_eq!(
+                check_amount("value", v).unwrap_err().field,
+                "value",
+                "case {case}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_maximum_is_exact_as_a_double() {
+        assert_eq!(MAX_MINOR as f64 as i64, MAX_MINOR);
+    }
+
+    #[test]
+    fn a_sum_of_maximal_amounts_past_i64_does_not_wrap() {
+        let n = (i64::MAX / MAX_MINOR) as usize + 1;
+        let total = sum_minor(std::iter::repeat_n(MAX_MINOR, n));
+        assert_eq!(total, i128::from(MAX_MINOR) * n as i128);
+        assert!(total > i128::from(i64::MAX));
+    }
+
+    proptest! {
+        /// Any amount up to the maximum splits by any weights into parts
+        /// that add up to it exactly, each within the amount.
+        #[test]
+        fn splits_up_to_the_maximum_add_up_exactly(
+            total in 0..=MAX_MINOR,
+            weights in prop::collection::vec(any::<u64>(), 1..12),
+        ) {
+            let parts = crate::split::split(total, &weights);
+            prop_assert_eq!(parts.len(), weights.len());
+            prop_assert_eq!(sum_minor(parts.iter().copied()), i128::from(total));
+            prop_assert!(parts.iter().all(|&p| (0..=total).contains(&p)));
+        }
+
+        /// Sums of amounts up to the maximum are exact, however many.
+        #[test]
+        fn sums_up_to_the_maximum_never_overflow(
+            amounts in prop::collection::vec(0..=MAX_MINOR, 0..64),
+            repeat in 1usize..2_000,
+        ) {
+            let once = sum_minor(amounts.iter().copied());
+            let many = sum_minor(amounts.iter().copied().cycle().take(amounts.len() * repeat));
+            prop_assert_eq!(many, once * repeat as i128);
+            let checked = amounts.iter().try_fold(0i64, |s, &a| s.checked_add(a));
+            if let Some(s) = checked {
+                prop_assert_eq!(i128::from(s), once);
+            }
+        }
+
+        /// Decimal amounts up to the maximum parse exactly; above, they are refused.
+        #[test]
+        fn decimal_amounts_parse_exactly_up_to_the_maximum(minor in 0..=MAX_MINOR, over in 1..=i64::MAX - MAX_MINOR) {
+            let text = Money::new(minor, Currency::parse("EUR").unwrap()).to_string();
+            let number = text.trim_end_matches(" EUR");
+            prop_assert_eq!(crate::tracking::parse_decimal_minor("revenue", number, 2), Ok(minor));
+            let above = Money::new(MAX_MINOR + over, Currency::parse("EUR").unwrap()).to_string();
+            let err = crate::tracking::parse_decimal_minor("revenue", above.trim_end_matches(" EUR"), 2);
+            prop_assert_eq!(err.unwrap_err().field, "revenue");
+        }
+    }
 
     #[test]
     fn currency_accepts_iso_codes_in_any_case() {

@@ -116,6 +116,7 @@ impl Email {
         {
             return Err(err());
         }
+        crate::text::check_plain_text("email", s)?;
         Ok(Self(format!("{local}@{}", domain.to_ascii_lowercase())))
     }
 
@@ -189,6 +190,29 @@ mod tests {
     }
 
     #[test]
+    fn labels_and_email_addresses_refuse_control_and_bidi_characters() {
+        for (case, v) in [
+            ("nul", "Jane\u{0}Doe"),
+            ("tab", "Jane\tDoe"),
+            ("right-to-left override", "Jane\u{202e}eoD"),
+            ("left-to-right isolate", "\u{2066}Jane"),
+        ] {
+            assert_eq!(
+                parse_label("name", v, 200).unwrap_err().field,
+                "name",
+                "case {case}"
+            );
+            let email = format!("{v}@example.com");
+            assert_eq!(
+                Email::parse(&email).unwrap_err().field,
+                "email",
+                "case {case}"
+            );
+        }
+        assert_eq!(parse_label("tier", " Gold ", 200).unwrap(), "Gold");
+    }
+
+    #[test]
     fn suspended_partners_earn_no_credit() {
         assert!(!PartnerStatus::Suspended.credits());
         assert!(PartnerStatus::Active.credits());
@@ -212,14 +236,8 @@ pub struct Partner {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Check a free-text label (name, tier, group): trimmed, 1 to `max` characters.
+/// Check a free-text label (name, tier, group, UTM value): trimmed, 1 to
+/// `max` characters of plain text (see [`crate::text`]).
 pub fn parse_label(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
-    let v = value.trim();
-    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            field,
-            format!("must be 1 to {max} printable characters"),
-        ));
-    }
-    Ok(v.to_owned())
+    crate::text::PlainText::parse(field, value, max).map(crate::text::PlainText::into_string)
 }

@@ -111,12 +111,11 @@ impl Product {
         if self.sku.trim().is_empty() || self.sku.chars().count() > 200 {
             return Err(FieldError::new(at("sku"), "must be 1 to 200 characters"));
         }
+        crate::text::check_plain_text(&at("sku"), &self.sku)?;
         if self.quantity < 1 {
             return Err(FieldError::new(at("quantity"), "must be at least 1"));
         }
-        if self.amount < 0 {
-            return Err(FieldError::new(at("amount"), "must not be negative"));
-        }
+        crate::money::check_amount(&at("amount"), self.amount)?;
         Ok(())
     }
 }
@@ -178,7 +177,14 @@ impl TrackingSettings {
     pub fn validate(&self) -> Result<(), FieldError> {
         if let Some(d) = &self.cookie_domain {
             let bare = d.trim_start_matches('.');
-            crate::program::AllowedDomain::parse(bare).map_err(|e| e.at("cookie_domain"))?;
+            let domain =
+                crate::program::AllowedDomain::parse(bare).map_err(|e| e.at("cookie_domain"))?;
+            if domain.port().is_some() {
+                return Err(FieldError::new(
+                    "cookie_domain",
+                    "a cookie domain has no port",
+                ));
+            }
         }
         for (field, list) in [
             ("lead_events", &self.lead_events),
@@ -192,6 +198,9 @@ impl TrackingSettings {
                     field,
                     "event names must be 1 to 200 characters",
                 ));
+            }
+            for n in list {
+                crate::text::check_plain_text(field, n)?;
             }
         }
         Ok(())
@@ -268,7 +277,20 @@ pub fn parse_decimal_minor(field: &str, text: &str, exponent: u8) -> Result<i64,
     }
     let mut digits = String::from(if int.is_empty() { "0" } else { int });
     digits.push_str(&format!("{frac:0<exp$}")[..exp]);
-    let v: i64 = digits.parse().map_err(|_| err())?;
+    // Leading zeros cannot make an amount too large; digits past i64 can.
+    let too_large = || {
+        FieldError::new(
+            field,
+            format!(
+                "`{text}` is more than the largest amount accepted ({} minor units)",
+                crate::money::MAX_MINOR
+            ),
+        )
+    };
+    let v: i64 = digits.parse().map_err(|_| too_large())?;
+    if v > crate::money::MAX_MINOR {
+        return Err(too_large());
+    }
     Ok(if neg { -v } else { v })
 }
 
@@ -314,6 +336,60 @@ mod tests {
             amount: 5,
         };
         assert_eq!(p.validate(2).unwrap_err().field, "products[2].quantity");
+    }
+
+    #[test]
+    fn product_lines_refuse_control_characters_in_skus_and_amounts_over_the_maximum() {
+        let line = |sku: &str, amount: i64| Product {
+            sku: sku.into(),
+            quantity: 1,
+            amount,
+        };
+        assert!(line("SKU-1", crate::money::MAX_MINOR).validate(0).is_ok());
+        for (case, p, field) in [
+            ("nul in sku", line("SKU\u{0}1", 5), "products[1].sku"),
+            (
+                "bidi override in sku",
+                line("SKU\u{202e}1", 5),
+                "products[1].sku",
+            ),
+            (
+                "amount over the maximum",
+                line("SKU-1", crate::money::MAX_MINOR + 1),
+                "products[1].amount",
+            ),
+            ("negative amount", line("SKU-1", -1), "products[1].amount"),
+        ] {
+            assert_eq!(p.validate(1).unwrap_err().field, field, "case {case}");
+        }
+    }
+
+    #[test]
+    fn decimal_amounts_over_the_maximum_are_refused_naming_the_field() {
+        let max = crate::money::MAX_MINOR;
+        assert_eq!(
+            parse_decimal_minor("amount", &format!("{}", max / 100), 2),
+            Ok(max)
+        );
+        for (case, text) in [
+            ("one minor unit over", format!("{}.01", max / 100)),
+            ("i64::MAX minor units", "92233720368547758.07".to_owned()),
+            ("past i64", "99999999999999999999999".to_owned()),
+        ] {
+            let err = parse_decimal_minor("amount", &text, 2).expect_err(case);
+            assert_eq!(err.field, "amount", "case {case}");
+            assert!(err.message.contains("largest amount"), "case {case}: {err}");
+        }
+    }
+
+    #[test]
+    fn tracked_event_names_refuse_control_characters() {
+        let mut s = TrackingSettings::default();
+        s.lead_events.push("Signed\u{0}Up".into());
+        assert_eq!(s.validate().unwrap_err().field, "lead_events");
+        let mut s = TrackingSettings::default();
+        s.conversion_events.push("Order\u{2066}Completed".into());
+        assert_eq!(s.validate().unwrap_err().field, "conversion_events");
     }
 }
 

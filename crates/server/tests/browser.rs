@@ -79,9 +79,14 @@ document.getElementById('signup').addEventListener('submit', function (ev) {
 </script>
 </body></html>"#;
 
-/// A tiny second server on another port: the owner's site. Returns its origin.
-async fn serve_site(tribute: &str, key: &str) -> String {
-    let html = PAGE.replace("TRIBUTE", tribute).replace("KEY", key);
+/// A tiny second server on another port: the owner's site, which becomes
+/// the program's allowed domain. Returns its origin.
+///
+/// The site is named `site.localhost`: Chromium resolves every `*.localhost`
+/// name to the loopback address, and an allowed domain is a registrable
+/// name, never an IP address, with its port listed explicitly.
+async fn serve_site(app: &TestApp, program: &ProgramId, key: &str) -> String {
+    let html = PAGE.replace("TRIBUTE", &app.address).replace("KEY", key);
     let router = axum::Router::new()
         .route("/landing", get(move || async move { Html(html) }))
         // Chromium asks for it; a 404 would show as an error on the page.
@@ -90,19 +95,26 @@ async fn serve_site(tribute: &str, key: &str) -> String {
             get(|| async { axum::http::StatusCode::NO_CONTENT }),
         );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding");
-    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, router).await });
-    origin
+    app.patch(
+        &format!("/programs/{program}"),
+        &app.admin_key,
+        &json!({"allowed_domains": [format!("site.localhost:{port}")]}),
+    )
+    .await
+    .ok(200);
+    format!("http://site.localhost:{port}")
 }
 
-/// A program whose allowed domain is the test site's host, with partners
+/// A program (its allowed domain set by [`serve_site`]), with partners
 /// alice and bob and a write key; returns (program, alice, bob, key).
 async fn site_program(app: &TestApp) -> (ProgramId, String, String, String) {
     let program = app
         .post(
             "/programs",
             &app.admin_key,
-            &json!({"name": "Acme", "currency": "EUR", "allowed_domains": ["127.0.0.1"]}),
+            &json!({"name": "Acme", "currency": "EUR", "allowed_domains": ["acme.test"]}),
         )
         .await
         .ok(201)
@@ -198,7 +210,7 @@ async fn a_partner_click_then_a_signup_in_chromium_credits_the_partner_with_a_co
     }
     let app = spawn_app().await;
     let (program, alice, bob, key) = site_program(&app).await;
-    let site = serve_site(&app.address, &key).await;
+    let site = serve_site(&app, &program, &key).await;
     let link = app
         .create_link(
             &alice,
@@ -308,7 +320,7 @@ async fn in_opt_in_mode_chromium_stores_and_sends_nothing_until_consent() {
     )
     .await
     .ok(200);
-    let site = serve_site(&app.address, &key).await;
+    let site = serve_site(&app, &program, &key).await;
     let link = app
         .create_link(&alice, json!({"destination": format!("{site}/landing")}))
         .await;

@@ -121,7 +121,9 @@ impl TryFrom<ProgramRow> for Program {
                 currency: Currency::parse(&r.currency).map_err(corrupt("program currency"))?,
                 allowed_domains: domains
                     .iter()
-                    .map(|d| AllowedDomain::parse(d))
+                    // Rows saved before IP addresses and public suffixes
+                    // were refused still load.
+                    .map(|d| AllowedDomain::from_stored(d))
                     .collect::<Result<_, _>>()
                     .map_err(corrupt("program allowed_domains"))?,
                 default_model: ModelKind::parse(&r.default_model)

@@ -80,6 +80,45 @@ impl fmt::Display for ModelKind {
 /// Default half-life of `time_decay`, in days.
 pub const DEFAULT_HALF_LIFE_DAYS: f64 = 7.0;
 
+/// Longest attribution window, in days (ten years): a program's
+/// `window_days` and a what-if's or comparison's `window_days` alike.
+pub const MAX_WINDOW_DAYS: u32 = 3650;
+
+/// Shortest `time_decay` half-life: one hour. Below it every touch older
+/// than a few days weighs exactly zero in `f64`, and the "decay" silently
+/// becomes an equal split.
+pub const MIN_HALF_LIFE_DAYS: f64 = 1.0 / 24.0;
+
+/// Longest `time_decay` half-life: as long as the longest window.
+pub const MAX_HALF_LIFE_DAYS: f64 = MAX_WINDOW_DAYS as f64;
+
+/// Check an attribution window: 1 to [`MAX_WINDOW_DAYS`] whole days.
+///
+/// The one rule for every window: a program's setting, and the override of
+/// a what-if or a comparison. Zero would exclude every touch.
+pub fn check_window_days(field: &str, days: i64) -> Result<u32, FieldError> {
+    match u32::try_from(days) {
+        Ok(d) if (1..=MAX_WINDOW_DAYS).contains(&d) => Ok(d),
+        _ => Err(FieldError::new(
+            field,
+            format!("must be between 1 and {MAX_WINDOW_DAYS} days"),
+        )),
+    }
+}
+
+/// Check a `time_decay` half-life: [`MIN_HALF_LIFE_DAYS`] (one hour) to
+/// [`MAX_HALF_LIFE_DAYS`] days; NaN and infinities are refused.
+pub fn check_half_life_days(field: &str, days: f64) -> Result<f64, FieldError> {
+    if (MIN_HALF_LIFE_DAYS..=MAX_HALF_LIFE_DAYS).contains(&days) {
+        Ok(days)
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("must be between one hour ({MIN_HALF_LIFE_DAYS:.4} days) and {MAX_HALF_LIFE_DAYS} days"),
+        ))
+    }
+}
+
 /// A model with its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -122,12 +161,10 @@ impl ModelConfig {
 
     /// Check the parameters; [`super::attribute`] calls this first.
     pub fn validate(&self) -> Result<(), FieldError> {
-        if !(self.half_life_days.is_finite() && self.half_life_days > 0.0) {
-            return Err(FieldError::new(
-                "half_life_days",
-                "must be a positive number of days",
-            ));
+        if let Some(w) = self.window_days {
+            check_window_days("window_days", i64::from(w))?;
         }
+        check_half_life_days("half_life_days", self.half_life_days)?;
         validate_order(self.markov_order)
     }
 }
@@ -160,6 +197,93 @@ mod tests {
         let err = ModelKind::parse("u_shaped").unwrap_err();
         assert_eq!(err.field, "model");
         assert!(err.message.contains("u_shaped"));
+    }
+
+    #[test]
+    fn windows_and_half_lives_outside_their_bounds_are_refused_naming_the_field() {
+        let base = ModelConfig::new(ModelKind::TimeDecay);
+        assert!(base.clone().with_window_days(1).validate().is_ok());
+        assert!(base
+            .clone()
+            .with_window_days(MAX_WINDOW_DAYS)
+            .validate()
+            .is_ok());
+        assert!(base
+            .clone()
+            .with_half_life_days(MIN_HALF_LIFE_DAYS)
+            .validate()
+            .is_ok());
+        assert!(base
+            .clone()
+            .with_half_life_days(MAX_HALF_LIFE_DAYS)
+            .validate()
+            .is_ok());
+        let cases = [
+            (
+                "zero window",
+                base.clone().with_window_days(0),
+                "window_days",
+            ),
+            (
+                "window past ten years",
+                base.clone().with_window_days(MAX_WINDOW_DAYS + 1),
+                "window_days",
+            ),
+            (
+                "u32::MAX window",
+                base.clone().with_window_days(u32::MAX),
+                "window_days",
+            ),
+            (
+                "subnormal half-life",
+                base.clone().with_half_life_days(1e-320),
+                "half_life_days",
+            ),
+            (
+                "half-life under an hour",
+                base.clone().with_half_life_days(0.04),
+                "half_life_days",
+            ),
+            (
+                "negative half-life",
+                base.clone().with_half_life_days(-7.0),
+                "half_life_days",
+            ),
+            (
+                "NaN half-life",
+                base.clone().with_half_life_days(f64::NAN),
+                "half_life_days",
+            ),
+            (
+                "infinite half-life",
+                base.clone().with_half_life_days(f64::INFINITY),
+                "half_life_days",
+            ),
+            (
+                "half-life past ten years",
+                base.clone().with_half_life_days(3650.5),
+                "half_life_days",
+            ),
+        ];
+        for (case, cfg, field) in cases {
+            assert_eq!(cfg.validate().unwrap_err().field, field, "case {case}");
+        }
+    }
+
+    #[test]
+    fn the_window_rule_takes_any_integer_and_names_the_field_it_is_given() {
+        assert_eq!(check_window_days("window_days", 30), Ok(30));
+        for (case, v) in [
+            ("zero", 0),
+            ("negative", -1),
+            ("past u32", i64::from(u32::MAX) + 1),
+        ] {
+            assert_eq!(
+                check_window_days("window_days", v).unwrap_err().field,
+                "window_days",
+                "case {case}"
+            );
+        }
     }
 
     #[test]

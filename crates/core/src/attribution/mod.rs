@@ -37,7 +37,10 @@ mod tests;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use config::{ModelConfig, ModelKind, DEFAULT_HALF_LIFE_DAYS};
+pub use config::{
+    check_half_life_days, check_window_days, ModelConfig, ModelKind, DEFAULT_HALF_LIFE_DAYS,
+    MAX_HALF_LIFE_DAYS, MAX_WINDOW_DAYS, MIN_HALF_LIFE_DAYS,
+};
 pub use explain::{Attribution, ExcludedTouch, PartnerCredit, TouchCredit};
 pub use journey::Journey;
 pub use markov::{fit_markov, MarkovChannel, MarkovFit};

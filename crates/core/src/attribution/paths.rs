@@ -436,12 +436,7 @@ pub fn attribute_paths(file: &PathFile, opts: &ReportOptions) -> Result<Report, 
             "time_decay and --window need an ages_days column in the file",
         ));
     }
-    if !(opts.half_life_days.is_finite() && opts.half_life_days > 0.0) {
-        return Err(FieldError::new(
-            "half_life",
-            "must be a positive number of days",
-        ));
-    }
+    super::config::check_half_life_days("half_life", opts.half_life_days)?;
     if opts
         .window_days
         .is_some_and(|w| !(w.is_finite() && w >= 0.0))

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tribute_core::attribution::{attribute, Attribution, Fit, ModelConfig, ModelKind};
 use tribute_core::ids::{ConversionId, ProgramId};
+use tribute_core::money::sum_minor;
 use tribute_core::program::Program;
 use tribute_core::FieldError;
 use tribute_store::StoredFit;
@@ -146,8 +147,9 @@ struct CompareQuery {
 struct Credit {
     /// Sum of the exact shares, to 6 decimals (display).
     conversions: f64,
-    /// Sum of each conversion's exact minor-unit part.
-    value: i64,
+    /// Sum of each conversion's exact minor-unit part (`i128`: a sum over
+    /// many conversions may pass `i64`; it never wraps).
+    value: i128,
 }
 
 #[derive(Serialize)]
@@ -156,7 +158,8 @@ struct Comparison {
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     conversions: usize,
-    total_value: i64,
+    /// Exact, in `i128` (see [`tribute_core::money::sum_minor`]).
+    total_value: i128,
     /// model → partner id → credit.
     models: BTreeMap<String, BTreeMap<String, Credit>>,
 }
@@ -218,7 +221,7 @@ async fn compare(
         .store
         .conversion_journeys(&program.id, from, to)
         .await?;
-    let total_value = journeys.iter().map(|j| j.value_minor).sum();
+    let total_value = sum_minor(journeys.iter().map(|j| j.value_minor));
     let count = journeys.len();
     let models = tokio::task::spawn_blocking(move || -> Result<_, FieldError> {
         let mut out: BTreeMap<String, BTreeMap<String, Credit>> = BTreeMap::new();
@@ -235,7 +238,7 @@ async fn compare(
                     }
                 }
                 for (p, amount) in a.split(j.value_minor) {
-                    table.entry(p.to_string()).or_default().value += amount;
+                    table.entry(p.to_string()).or_default().value += i128::from(amount);
                 }
             }
             for c in table.values_mut() {

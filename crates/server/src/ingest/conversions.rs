@@ -117,6 +117,7 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
                 .ok()
                 .map(str::trim)
                 .filter(|s| !s.is_empty() && s.len() <= 200)
+                .filter(|s| tribute_core::text::check_plain_text("Idempotency-Key", s).is_ok())
                 .ok_or_else(|| {
                     ApiError::bad_request(
                         Some("Idempotency-Key".to_owned()),

@@ -20,6 +20,7 @@ use tribute_core::identity::RawIdentifiers;
 use tribute_core::ids::{EventId, PartnerId, ProgramId};
 use tribute_core::partner::Slug;
 use tribute_core::program::Program;
+use tribute_core::text::PlainText;
 pub use tribute_core::tracking::parse_occurred_at;
 use tribute_core::tracking::{Event, EventType};
 use tribute_core::FieldError;
@@ -166,25 +167,9 @@ impl EventInput {
         }
         .parse()
         .map_err(at)?;
-        let external_id = match self.event_id.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(s) if s.chars().count() > 200 => {
-                return Err(at(FieldError::new(
-                    "event_id",
-                    "must be at most 200 characters",
-                )))
-            }
-            Some(s) => Some(s.to_owned()),
-        };
-        let name = match self.name {
-            Some(n) if n.chars().count() > 200 => {
-                return Err(at(FieldError::new(
-                    "name",
-                    "must be at most 200 characters",
-                )))
-            }
-            other => other,
-        };
+        let external_id =
+            PlainText::parse_optional("event_id", self.event_id.as_deref(), 200).map_err(at)?;
+        let name = PlainText::parse_optional("name", self.name.as_deref(), 200).map_err(at)?;
         let click_id = tribute_core::tracking::parse_click_id("click_id", self.click_id.as_deref())
             .map_err(at)?;
         let mut partner = None;

@@ -42,7 +42,11 @@ fn model_options() -> [Value; 2] {
         query(
             "half_life_days",
             described(
-                json!({"type": "number", "exclusiveMinimum": 0, "maximum": 3650}),
+                json!({
+                    "type": "number",
+                    "minimum": tribute_core::attribution::MIN_HALF_LIFE_DAYS,
+                    "maximum": tribute_core::attribution::MAX_HALF_LIFE_DAYS,
+                }),
                 "time_decay only",
             ),
         ),

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::links::coupon_code;
 use super::schema::{
-    any_object, array, described, id, int, integer, limited, list_of, nullable, number, object,
+    amount, any_object, array, described, id, int, integer, list_of, nullable, number, object,
     one_of_strings, op, optional_label, paging, param, path_id, pattern, query, read_only,
     schema_ref, sha256_hex, string, time, time_or_date, trimmed, In, EMAIL,
 };
@@ -60,7 +60,7 @@ fn product() -> Value {
         &[
             ("sku", trimmed(200)),
             ("quantity", integer(1, i64::MAX)),
-            ("amount", described(integer(0, i64::MAX), "minor units")),
+            ("amount", described(amount(), "minor units")),
         ],
         &["sku", "amount"],
     )
@@ -88,9 +88,12 @@ fn event() -> Value {
         ),
         (
             "event_id",
-            nullable(described(limited(200), "the same id twice is one event")),
+            nullable(described(
+                optional_label(200),
+                "the same id twice is one event",
+            )),
         ),
-        ("name", nullable(limited(200))),
+        ("name", nullable(optional_label(200))),
     ];
     props.extend(identifiers());
     props.extend([
@@ -127,14 +130,11 @@ fn conversion_input() -> Value {
         (
             "external_id",
             nullable(described(
-                limited(200),
+                optional_label(200),
                 "the order or deal id: the same id twice is one conversion",
             )),
         ),
-        (
-            "value",
-            described(integer(0, i64::MAX), "minor units (cents)"),
-        ),
+        ("value", described(amount(), "minor units (cents)")),
         (
             "currency",
             described(super::schema::currency(), "the program's currency"),

@@ -4,15 +4,15 @@ use serde_json::{json, Value};
 use tribute_core::attribution::ModelKind;
 
 use super::schema::{
-    array, boolean, currency, described, domain, id, int, integer, list_of, nullable, object,
-    one_of_strings, op, paging, path_id, pattern, read_only, schema_ref, string, time, trimmed,
-    DOMAIN,
+    array, boolean, currency, described, domain, id, int, integer, label, list_of, nullable,
+    object, one_of_strings, op, paging, path_id, pattern, read_only, schema_ref, string, time,
+    trimmed, DOMAIN,
 };
 
 /// The settings a program is created and updated with, as `(name, schema)`.
 fn settings() -> Vec<(&'static str, Value)> {
     vec![
-        ("name", trimmed(200)),
+        ("name", label(200)),
         ("allowed_domains", array(domain())),
         (
             "default_model",
@@ -55,7 +55,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
             }),
     );
     // A new program needs a name; the rest have defaults.
-    create[1].1 = trimmed(200);
+    create[1].1 = label(200);
     // Currency cannot change once amounts are recorded in it: not updatable.
     let update: Vec<(&str, Value)> = settings()
         .into_iter()

@@ -102,8 +102,14 @@ pub fn pattern(pattern: &str, max: usize) -> Value {
     json!({"type": "string", "pattern": pattern, "maxLength": max})
 }
 
-/// Characters no label may hold: C0 and C1 controls (`char::is_control`).
-const CONTROL: &str = r"\u0000-\u001F\u007F-\u009F";
+/// Characters no stored text may hold (`tribute_core::text::is_forbidden`):
+/// C0 and C1 controls, bidi controls, line and paragraph separators.
+const CONTROL: &str =
+    r"\u0000-\u001F\u007F-\u009F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069\u2028\u2029";
+
+/// What Rust's `str::trim` removes (Unicode `White_Space`), so a pattern's
+/// trimming matches the server's exactly (a regex `\s` differs).
+const SPACE: &str = r"\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
 
 /// A required label (`tribute_core::partner::parse_label`): trimmed, then
 /// 1 to `max` characters, none of them a control character.
@@ -112,7 +118,7 @@ pub fn label(max: usize) -> Value {
         "type": "string",
         "minLength": 1,
         "maxLength": max,
-        "pattern": format!(r"^\s*[^{CONTROL}]*[^\s{CONTROL}][^{CONTROL}]*\s*$"),
+        "pattern": format!(r"^[{SPACE}]*[^{CONTROL}]*[^{SPACE}{CONTROL}][^{CONTROL}]*[{SPACE}]*$"),
     })
 }
 
@@ -123,14 +129,25 @@ pub fn optional_label(max: usize) -> Value {
     json!({
         "type": "string",
         "maxLength": max,
-        "pattern": format!(r"^\s*[^{CONTROL}]*\s*$"),
+        "pattern": format!(r"^[{SPACE}]*[^{CONTROL}]*[{SPACE}]*$"),
     })
 }
 
-/// Text that is trimmed and must not be blank (a program's name, a SKU):
-/// 1 to `max` characters.
+/// Text checked as sent, not trimmed, that must not be blank (a SKU, a
+/// tracked event name): 1 to `max` characters, none of them forbidden.
 pub fn trimmed(max: usize) -> Value {
-    json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": r"\S"})
+    json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max,
+        "pattern": format!(r"^[^{CONTROL}]*[^{SPACE}{CONTROL}][^{CONTROL}]*$"),
+    })
+}
+
+/// An amount in minor units as the ways in accept it:
+/// 0 to `tribute_core::money::MAX_MINOR`.
+pub fn amount() -> Value {
+    integer(0, tribute_core::money::MAX_MINOR)
 }
 
 /// Text of at most `max` characters.

@@ -4,10 +4,9 @@
 //! stored when it covers enough journeys to be worth reusing.
 
 use chrono::{DateTime, Duration, Utc};
-use tribute_core::attribution::{fit, Fit, ModelConfig};
+use tribute_core::attribution::{check_window_days, fit, Fit, ModelConfig};
 use tribute_core::ids::ProgramId;
 use tribute_core::program::Program;
-use tribute_core::FieldError;
 use tribute_store::StoredFit;
 
 use crate::http::ApiResult;
@@ -19,8 +18,7 @@ pub const DEFAULT_FIT_DAYS: i64 = 90;
 /// A program's default model with its window.
 pub fn program_model(program: &Program) -> ApiResult<ModelConfig> {
     let model = program.settings.default_model;
-    let window = u32::try_from(program.settings.window_days)
-        .map_err(|_| FieldError::new("window_days", "out of range"))?;
+    let window = check_window_days("window_days", program.settings.window_days)?;
     Ok(ModelConfig::new(model).with_window_days(window))
 }
 

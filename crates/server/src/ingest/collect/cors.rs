@@ -30,14 +30,14 @@ pub(super) fn check_origin(headers: &HeaderMap, program: &Program) -> Option<Ori
     let Some(value) = headers.get(ORIGIN) else {
         return Some(Origin::Absent);
     };
-    let host = value
+    // The port counts: an origin on a port its entry does not list is refused.
+    let url = value
         .to_str()
         .ok()
         .and_then(|o| url::Url::parse(o).ok())
-        .filter(|u| u.scheme() == "http" || u.scheme() == "https")
-        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()));
-    match host {
-        Some(h) if program.settings.allows_host(&h) => Some(Origin::Allowed(value.clone())),
+        .filter(|u| u.scheme() == "http" || u.scheme() == "https");
+    match url {
+        Some(u) if program.settings.allows_url(&u) => Some(Origin::Allowed(value.clone())),
         _ => None,
     }
 }

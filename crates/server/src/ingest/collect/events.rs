@@ -180,6 +180,7 @@ async fn item(
             )
             .into());
         }
+        tribute_core::text::check_plain_text("event_id", event_id)?;
         let order = Commerce::from_properties(&properties, program.settings.currency)?;
         let coupon = match e.coupon.as_deref().filter(|c| !c.trim().is_empty()) {
             Some(c) => Some(CouponCode::parse(c).map_err(|err| err.at("coupon"))?),

@@ -10,6 +10,7 @@ use tribute_core::identity::{Identifiers, RawIdentifiers};
 use tribute_core::ids::{ClickId, EventId, PartnerId};
 use tribute_core::link::CLICK_ID_PARAM;
 use tribute_core::program::Program;
+use tribute_core::text::{check_plain_text, PlainText};
 use tribute_core::tracking::{
     parse_click_id, ConversionStatus, Event, EventType, TrackMeaning, TrackingSettings,
 };
@@ -79,12 +80,9 @@ impl RawIds {
     }
 }
 
-/// A track event or page name: trimmed, at most 200 characters.
+/// A track event or page name: trimmed plain text, at most 200 characters.
 fn event_name(v: Option<String>, field: &str) -> Result<Option<String>, FieldError> {
-    match v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
-        Some(n) if n.len() > 200 => Err(FieldError::new(field, "must be at most 200 characters")),
-        other => Ok(other),
-    }
+    PlainText::parse_optional(field, v.as_deref(), 200)
 }
 
 /// Copy `map` without contact details in clear (unless the program keeps them).
@@ -115,6 +113,9 @@ impl Ctx<'_> {
                 "messageId",
                 format!("must be at most {MAX_MESSAGE_ID} characters"),
             )));
+        }
+        if let Some(id) = &message_id {
+            check_plain_text("messageId", id).map_err(at)?;
         }
         let occurred_at = self
             .occurred_at(
@@ -212,6 +213,7 @@ impl Ctx<'_> {
                 let previous = id_text(m.previous_id)
                     .map(|v| ("previousId".to_owned(), v))
                     .ok_or_else(|| at(FieldError::new("previousId", "is required on an alias")))?;
+                check_plain_text("previousId", &previous.1).map_err(at)?;
                 // `previousId` is an anonymous id or an earlier user id; which
                 // one, the message does not say. It is linked under both, so a
                 // later message carrying it either way finds the same person.
