@@ -175,3 +175,28 @@ fn a_file_without_conversions_fails_saying_so() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no conversions"));
 }
+
+#[test]
+fn an_unknown_model_is_refused_naming_every_model_including_markov_global() {
+    let out = tribute(&[
+        "--input",
+        data("paths.csv").to_str().unwrap(),
+        "--models",
+        "linear,nope",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for model in [
+        "first_touch",
+        "last_touch",
+        "linear",
+        "time_decay",
+        "position_based",
+        "markov",
+        "markov_global",
+        "shapley",
+    ] {
+        assert!(err.contains(model), "{model} is not named: {err}");
+    }
+    assert!(err.contains("`nope`"), "{err}");
+}

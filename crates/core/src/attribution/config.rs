@@ -43,12 +43,10 @@ impl ModelKind {
             .into_iter()
             .find(|m| m.as_str() == s.trim())
             .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|m| m.as_str()).collect();
                 FieldError::new(
                     "model",
-                    format!(
-                        "`{s}` is not a model; expected one of first_touch, last_touch, linear, \
-                         time_decay, position_based, markov, shapley"
-                    ),
+                    format!("`{s}` is not a model; expected one of {}", names.join(", ")),
                 )
             })
     }

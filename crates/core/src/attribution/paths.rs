@@ -353,6 +353,19 @@ pub enum ReportModel {
 }
 
 impl ReportModel {
+    /// Every model a report can list, in its order: the models, with
+    /// `markov_global` right after `markov`.
+    pub fn all() -> Vec<ReportModel> {
+        let mut all = Vec::with_capacity(ModelKind::ALL.len() + 1);
+        for m in ModelKind::ALL {
+            all.push(ReportModel::Model(m));
+            if m == ModelKind::Markov {
+                all.push(ReportModel::MarkovGlobal);
+            }
+        }
+        all
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ReportModel::Model(m) => m.as_str(),
@@ -367,20 +380,27 @@ impl ReportModel {
         let mut out = Vec::new();
         for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             match name {
-                "all" => {
-                    for m in ModelKind::ALL {
-                        if m != ModelKind::TimeDecay || has_ages {
-                            out.push(ReportModel::Model(m));
-                        }
-                        if m == ModelKind::Markov {
-                            out.push(ReportModel::MarkovGlobal);
-                        }
-                    }
+                "all" => out.extend(
+                    Self::all()
+                        .into_iter()
+                        .filter(|m| *m != ReportModel::Model(ModelKind::TimeDecay) || has_ages),
+                ),
+                other => {
+                    // The list of names comes from `all()`, so a model added
+                    // to core is accepted and named here without a change.
+                    let all = Self::all();
+                    let found = all.iter().find(|m| m.name() == other).ok_or_else(|| {
+                        let names: Vec<&str> = all.iter().map(|m| m.name()).collect();
+                        FieldError::new(
+                            "models",
+                            format!(
+                                "`{other}` is not a model; expected `all` or one of {}",
+                                names.join(", ")
+                            ),
+                        )
+                    })?;
+                    out.push(*found);
                 }
-                "markov_global" => out.push(ReportModel::MarkovGlobal),
-                other => out.push(ReportModel::Model(
-                    ModelKind::parse(other).map_err(|e| e.at("models"))?,
-                )),
             }
         }
         let mut seen = Vec::new();

@@ -139,6 +139,25 @@ fn time_decay_needs_ages_and_all_skips_it_without_them() {
 }
 
 #[test]
+fn an_unknown_model_is_refused_naming_every_model_a_report_can_list() {
+    let err = ReportModel::parse_list("linear,bogus", false).unwrap_err();
+    assert_eq!(err.field, "models");
+    assert!(err.message.contains("`bogus`"), "{}", err.message);
+    for m in ReportModel::all() {
+        assert!(
+            err.message.contains(m.name()),
+            "{} is missing from: {}",
+            m.name(),
+            err.message
+        );
+    }
+    assert!(err.message.contains("markov_global"), "{}", err.message);
+    let every: Vec<&str> = ReportModel::all().iter().map(|m| m.name()).collect();
+    let parsed = ReportModel::parse_list(&every.join(","), true).unwrap();
+    assert_eq!(parsed, ReportModel::all(), "every listed name parses");
+}
+
+#[test]
 fn malformed_lines_are_reported_by_line_number() {
     let text = "path,total_conversions,total_conversion_value,total_null\n\
                 a > b,1,2.00,0\n\
