@@ -33,8 +33,7 @@ use tribute_core::apikey::{hash_token, Principal};
 use tribute_core::click::{BotDetector, VisitorHasher};
 use tribute_core::ids::ProgramId;
 use tribute_core::program::Program;
-use tribute_core::tracking::TrackingSettings;
-use tribute_store::Store;
+use tribute_store::{ProgramTracking, Store};
 
 use crate::redirect::CachedLink;
 use crate::workers::clicks::ClickQueue;
@@ -83,7 +82,7 @@ pub struct AppInner {
     keys: Cache<String, Option<Principal>>,
     /// Programs and their tracking settings, read on every ingestion request.
     programs: Cache<ProgramId, Arc<Program>>,
-    tracking: Cache<ProgramId, Arc<(TrackingSettings, String)>>,
+    tracking: Cache<ProgramId, Arc<ProgramTracking>>,
     pub clicks: ClickQueue,
     /// Group commit of events.
     pub events: workers::events::EventWriter,
@@ -125,19 +124,12 @@ impl AppState {
         Ok(Some(p))
     }
 
-    /// A program's tracking settings and postback token, cached briefly.
-    pub async fn tracking(
-        &self,
-        id: &ProgramId,
-    ) -> Result<Arc<(TrackingSettings, String)>, http::ApiError> {
+    /// A program's tracking settings and postback token hash, cached briefly.
+    pub async fn tracking(&self, id: &ProgramId) -> Result<Arc<ProgramTracking>, http::ApiError> {
         if let Some(hit) = self.tracking.get(id) {
             return Ok(hit);
         }
-        let t = Arc::new(
-            self.store
-                .program_tracking(id, || tribute_core::ids::random_base62(32))
-                .await?,
-        );
+        let t = Arc::new(self.store.program_tracking(id).await?);
         self.tracking.insert(id.clone(), t.clone());
         Ok(t)
     }

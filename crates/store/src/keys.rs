@@ -1,5 +1,5 @@
 //! API keys: stored by hash, resolved to the principal they authenticate,
-//! listed and revoked; and the server's own secrets.
+//! listed and revoked. (The server's own secrets are in `secrets.rs`.)
 
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
@@ -95,30 +95,6 @@ impl Store {
             Some(_) => Ok(false),
             None => Err(StoreError::NotFound("api key")),
         }
-    }
-}
-
-impl Store {
-    /// The server secret `name`, made by `generate` on first use. Several
-    /// nodes starting at once agree on one value: the first insert wins.
-    pub async fn secret_or_init(
-        &self,
-        name: &str,
-        generate: impl FnOnce() -> String,
-    ) -> Result<String> {
-        sqlx::query(
-            "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(generate())
-        .execute(self.pool())
-        .await
-        .context("initialising secret")?;
-        sqlx::query_scalar::<_, String>("SELECT value FROM secrets WHERE name = $1")
-            .bind(name)
-            .fetch_one(self.pool())
-            .await
-            .context("loading secret")
     }
 }
 

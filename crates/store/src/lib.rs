@@ -21,6 +21,7 @@ mod links;
 mod migrate;
 mod partners;
 mod programs;
+mod secrets;
 mod sql;
 mod sqlite_batch;
 #[cfg(feature = "test-support")]
@@ -42,6 +43,7 @@ pub use events::IngestOutcome;
 pub use links::OwnedFilter;
 pub use partners::PartnerFilter;
 pub use touches::NewTouch;
+pub use tracking_settings::{PostbackTokenHash, ProgramTracking};
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,27 +1,37 @@
 //! Schema migrations: numbered SQL files per backend, applied in order, once.
 //!
-//! Each file runs in its own transaction with its version recorded, so a
-//! failed migration leaves nothing half-applied. On PostgreSQL an advisory
+//! Each file (and its Rust data step, if it has one) runs in its own
+//! transaction with its version recorded, so a failed migration leaves
+//! nothing half-applied. On PostgreSQL an advisory
 //! lock serialises nodes that start together.
 
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyConnection, AnyPool, Executor, Row};
+use tribute_core::postback::NewPostbackToken;
 
-use crate::Backend;
+use crate::{Backend, BoxFuture};
+
+/// Work a migration does in Rust after its SQL, in the same transaction:
+/// rewriting data in a way SQL cannot say on both backends.
+type DataStep = for<'c> fn(&'c mut AnyConnection) -> BoxFuture<'c, anyhow::Result<()>>;
 
 struct Migration {
     version: i64,
     name: &'static str,
     sql: &'static str,
+    data: Option<DataStep>,
 }
 
 macro_rules! migrations {
-    ($dir:literal: $($version:literal => $file:literal),* $(,)?) => {
+    ($dir:literal: $($version:literal => $file:literal $(then $data:path)?),* $(,)?) => {
         &[$(Migration {
             version: $version,
             name: $file,
             sql: include_str!(concat!("../migrations/", $dir, "/", $file)),
+            data: migrations!(@data $($data)?),
         }),*]
     };
+    (@data) => { None };
+    (@data $data:path) => { Some($data) };
 }
 
 const SQLITE: &[Migration] = migrations!("sqlite":
@@ -29,6 +39,7 @@ const SQLITE: &[Migration] = migrations!("sqlite":
     2 => "0002_tracking.sql",
     3 => "0003_fits.sql",
     4 => "0004_key_kinds.sql",
+    5 => "0005_postback_token_hash.sql" then hash_postback_tokens,
     6 => "0006_conversion_reports.sql",
 );
 
@@ -37,8 +48,36 @@ const POSTGRES: &[Migration] = migrations!("postgres":
     2 => "0002_tracking.sql",
     3 => "0003_fits.sql",
     4 => "0004_key_kinds.sql",
+    5 => "0005_postback_token_hash.sql" then hash_postback_tokens,
     6 => "0006_conversion_reports.sql",
 );
+
+/// Migration 5: replace each postback token still stored in clear (a hash
+/// column without a hint) by its hash and hint, so the URLs networks
+/// already have keep working.
+fn hash_postback_tokens(conn: &mut AnyConnection) -> BoxFuture<'_, anyhow::Result<()>> {
+    Box::pin(async move {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT program_id, postback_token_hash FROM program_tracking \
+             WHERE postback_token_hash IS NOT NULL AND postback_token_hint IS NULL",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        for (program_id, token) in rows {
+            let stored = NewPostbackToken::from_token(token);
+            sqlx::query(
+                "UPDATE program_tracking SET postback_token_hash = $1, postback_token_hint = $2 \
+                 WHERE program_id = $3",
+            )
+            .bind(stored.hash)
+            .bind(stored.hint)
+            .bind(program_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    })
+}
 
 /// An arbitrary constant naming Tribute's migration lock.
 const PG_LOCK_KEY: i64 = 0x0074_7269_6275_7465;
@@ -104,6 +143,11 @@ async fn apply(pool: &AnyPool, backend: Backend, last: i64) -> anyhow::Result<Ve
             .execute(sqlx::raw_sql(m.sql))
             .await
             .map_err(|e| anyhow::anyhow!("migration {} failed: {e}", m.name))?;
+        if let Some(data) = m.data {
+            data(&mut tx)
+                .await
+                .map_err(|e| anyhow::anyhow!("migration {} (data step) failed: {e}", m.name))?;
+        }
         sqlx::query(
             "INSERT INTO tribute_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
         )

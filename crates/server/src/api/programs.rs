@@ -2,13 +2,14 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
 use tribute_core::attribution::ModelKind;
 use tribute_core::ids::ProgramId;
 use tribute_core::money::Currency;
+use tribute_core::postback::NewPostbackToken;
 use tribute_core::program::{AllowedDomain, Program, ProgramSettings};
 use tribute_core::tracking::TrackingSettings;
 use tribute_core::FieldError;
@@ -27,31 +28,74 @@ pub fn router() -> Router<AppState> {
             "/programs/{id}/tracking",
             get(show_tracking).patch(update_tracking),
         )
+        .route("/programs/{id}/postback-token", post(rotate_postback_token))
 }
 
-/// A program's tracking settings, with its postback URL (which holds the secret token).
+/// A program's tracking settings, with its postback URL. The token is
+/// stored hashed and shown only when made, so the URL here holds a
+/// `{postback_token}` placeholder and the hint says which token is current.
 #[derive(serde::Serialize)]
 struct TrackingView {
     program_id: ProgramId,
     #[serde(flatten)]
     settings: TrackingSettings,
     postback_url: String,
+    /// The current token's prefix and last four characters; `null` until
+    /// one is made with `POST /api/v1/programs/{id}/postback-token`.
+    postback_token_hint: Option<String>,
+}
+
+/// A newly made postback token: the only time the token is shown.
+#[derive(serde::Serialize)]
+struct NewPostbackTokenView {
+    program_id: ProgramId,
+    postback_token: String,
+    postback_token_hint: String,
+    postback_url: String,
+}
+
+fn postback_url(state: &AppState, program: &ProgramId, token: &str) -> String {
+    let base = state.config.public_url.trim_end_matches('/');
+    format!(
+        "{base}/postback?program_id={program}&token={token}&click_id={{click_id}}&amount={{amount}}&order_id={{order_id}}"
+    )
 }
 
 async fn tracking_view(state: &AppState, program: &Program) -> ApiResult<TrackingView> {
-    let (settings, token) = state
-        .store
-        .program_tracking(&program.id, || tribute_core::ids::random_base62(32))
-        .await?;
-    let base = state.config.public_url.trim_end_matches('/');
+    let tracking = state.store.program_tracking(&program.id).await?;
     Ok(TrackingView {
         program_id: program.id.clone(),
-        settings,
-        postback_url: format!(
-            "{base}/postback?program_id={}&token={token}&click_id={{click_id}}&amount={{amount}}&order_id={{order_id}}",
-            program.id
-        ),
+        settings: tracking.settings,
+        postback_url: postback_url(state, &program.id, "{postback_token}"),
+        postback_token_hint: tracking.postback.map(|p| p.hint),
     })
+}
+
+/// Make a new postback token, replacing the current one (which stops
+/// working at once on this node, and within the cache TTL on others).
+#[tracing::instrument(skip_all, fields(id = %id))]
+async fn rotate_postback_token(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<NewPostbackTokenView>)> {
+    auth.require_admin()?;
+    let program = load(&state, &id).await?;
+    let new = NewPostbackToken::generate();
+    state
+        .store
+        .set_postback_token(&program.id, &new.hash, &new.hint)
+        .await?;
+    state.program_changed(&program.id);
+    Ok((
+        StatusCode::CREATED,
+        Json(NewPostbackTokenView {
+            postback_url: postback_url(&state, &program.id, &new.token),
+            program_id: program.id,
+            postback_token: new.token,
+            postback_token_hint: new.hint,
+        }),
+    ))
 }
 
 #[tracing::instrument(skip_all, fields(id = %id))]
@@ -76,7 +120,6 @@ async fn update_tracking(
     auth.require_admin()?;
     let program = load(&state, &id).await?;
     body.validate()?;
-    tracking_view(&state, &program).await?;
     state.store.set_program_tracking(&program.id, &body).await?;
     state.program_changed(&program.id);
     Ok(Json(tracking_view(&state, &program).await?))

@@ -1,6 +1,7 @@
 //! `GET|POST /postback`: server-to-server conversion tracking, the
 //! convention of affiliate networks. The program's secret `token` replaces
-//! an API key; `order_id` makes it idempotent.
+//! an API key (it is stored hashed, made and rotated with
+//! `POST /api/v1/programs/{id}/postback-token`); `order_id` makes it idempotent.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -16,6 +17,7 @@ use tribute_core::coupon::CouponCode;
 use tribute_core::identity::RawIdentifiers;
 use tribute_core::ids::ProgramId;
 use tribute_core::money::Currency;
+use tribute_core::postback::token_matches;
 use tribute_core::program::Program;
 use tribute_core::tracking::{parse_click_id, parse_decimal_minor};
 use tribute_core::FieldError;
@@ -83,8 +85,11 @@ async fn handle(
         .program(&program_id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
+    // Only the token's hash is stored; a program without a token yet
+    // refuses every postback.
     let tracking = state.tracking(&program.id).await?;
-    if !constant_time_eq(token.as_bytes(), tracking.1.as_bytes()) {
+    let stored = tracking.postback.as_ref().ok_or(ApiError::Unauthorized)?;
+    if !token_matches(token, &stored.hash) {
         return Err(ApiError::Unauthorized);
     }
     let new = q.parse(&program, Utc::now())?;
@@ -137,9 +142,4 @@ impl PostbackQuery {
             fingerprint: None,
         })
     }
-}
-
-/// Compare secrets without leaking their common prefix through timing.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -68,7 +68,32 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("ProgramUpdate", object(&update, &[])),
         ("TrackingSettingsUpdate", tracking(false)),
         ("TrackingSettings", tracking(true)),
+        ("PostbackToken", postback_token()),
     ]
+}
+
+/// A newly made postback token: the only answer that shows it.
+fn postback_token() -> Value {
+    let props = [
+        ("program_id", read_only(id("prg"))),
+        (
+            "postback_token",
+            read_only(described(
+                string(),
+                "the secret; stored only as its hash, so store it now",
+            )),
+        ),
+        ("postback_token_hint", read_only(string())),
+        (
+            "postback_url",
+            read_only(described(
+                string(),
+                "the postback URL with this token; `{…}` marks what to fill in",
+            )),
+        ),
+    ];
+    let required: Vec<&str> = props.iter().map(|(k, _)| *k).collect();
+    object(&props, &required)
 }
 
 /// A program's tracking settings (`tribute_core::tracking::TrackingSettings`):
@@ -99,7 +124,16 @@ fn tracking(shown: bool) -> Value {
         "postback_url",
         read_only(described(
             string(),
-            "where to send server-side conversions; `{…}` marks what to fill in",
+            "where to send server-side conversions; `{…}` marks what to fill in \
+             (`{postback_token}`: the token, shown only when made)",
+        )),
+    ));
+    props.push((
+        "postback_token_hint",
+        read_only(described(
+            nullable(string()),
+            "the current postback token's prefix and last four characters; \
+             null until one is made",
         )),
     ));
     let required: Vec<&str> = props.iter().map(|(k, _)| *k).collect();
@@ -127,10 +161,17 @@ pub fn paths() -> Vec<(&'static str, Value)> {
         (
             "/api/v1/programs/{id}/tracking",
             json!({
-                "get": op("Tracking settings and the postback URL (which holds a secret)", &id, None, "200",
+                "get": op("Tracking settings and the postback URL (its token shown as `{postback_token}`)", &id, None, "200",
                     schema_ref("TrackingSettings")),
                 "patch": op("Replace the tracking settings (fields left out take their defaults)", &id,
                     Some(schema_ref("TrackingSettingsUpdate")), "200", schema_ref("TrackingSettings")),
+            }),
+        ),
+        (
+            "/api/v1/programs/{id}/postback-token",
+            json!({
+                "post": op("Make a new postback token (shown once; the old one stops working)", &id, None, "201",
+                    schema_ref("PostbackToken")),
             }),
         ),
     ]

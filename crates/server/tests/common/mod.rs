@@ -593,21 +593,29 @@ impl TestApp {
         tid
     }
 
-    /// The secret token of a program's postback URL, as its tracking settings show it.
+    /// Make a new postback token for a program (replacing any it had) and
+    /// return it: the only answer that shows it.
     pub async fn postback_token(&self, program_id: &str) -> String {
-        let tracking = self
-            .get(&format!("/programs/{program_id}/tracking"), &self.admin_key)
+        let made = self
+            .post(
+                &format!("/programs/{program_id}/postback-token"),
+                &self.admin_key,
+                &json!({}),
+            )
             .await;
-        let url = tracking.ok(200)["postback_url"]
-            .as_str()
-            .expect("a postback_url")
-            .to_owned();
-        Url::parse(&url)
+        let made = made.ok(201);
+        let token = str_of(made, "postback_token").to_owned();
+        let in_url = Url::parse(str_of(made, "postback_url"))
             .expect("an absolute postback URL")
             .query_pairs()
             .find(|(k, _)| k == "token")
-            .map(|(_, v)| v.into_owned())
-            .expect("a token in the postback URL")
+            .map(|(_, v)| v.into_owned());
+        assert_eq!(
+            in_url.as_deref(),
+            Some(token.as_str()),
+            "the URL holds the token"
+        );
+        token
     }
 
     /// Set a program's default attribution model.

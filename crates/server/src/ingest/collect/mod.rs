@@ -119,7 +119,7 @@ async fn config(
 }
 
 pub(super) async fn tracking(state: &AppState, program: &Program) -> ApiResult<TrackingSettings> {
-    Ok(state.tracking(&program.id).await?.0.clone())
+    Ok(state.tracking(&program.id).await?.settings.clone())
 }
 
 /// `POST /collect`: a batch from the snippet. Every event is checked before

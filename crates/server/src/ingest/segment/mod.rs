@@ -135,7 +135,7 @@ async fn receive(
     };
     let (program, reporter) = write_key_program(&state, &key).await?;
     let value = parsed?;
-    let settings = state.tracking(&program.id).await?.0.clone();
+    let settings = state.tracking(&program.id).await?.settings.clone();
     let now = Utc::now();
     let messages = split(value, endpoint)?;
     let mut ctx = Ctx {
