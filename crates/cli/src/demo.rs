@@ -37,8 +37,15 @@ const USER_AGENTS: &[&str] = &[
 
 const BOT_AGENT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
-/// Seed (once: an existing database keeps its data), make an admin key and print how to start.
-pub async fn seed_and_print(store: &Store, public_url: &str) -> anyhow::Result<()> {
+/// The `secrets` rows that keep the demo's keys, so a second run shows the
+/// same ones. The tokens are kept in clear there because the demo prints
+/// them again; `api_keys` holds only their hashes, as for any key.
+const ADMIN_KEY_SECRET: &str = "demo_admin_key";
+const PARTNER_KEY_SECRET: &str = "demo_partner_key";
+
+/// Seed (once: an existing database keeps its data and its demo keys) and
+/// print how to start. `database` names the database in messages.
+pub async fn seed_and_print(store: &Store, public_url: &str, database: &str) -> anyhow::Result<()> {
     let existing = store
         .programs(Page {
             limit: 1,
@@ -59,26 +66,32 @@ pub async fn seed_and_print(store: &Store, public_url: &str) -> anyhow::Result<(
                     },
                 )
                 .await?;
+            println!("Reusing the demo data and keys in {database} (delete it to start afresh).");
             (p, links.into_iter().map(|l| l.code.to_string()).collect())
         }
-        None => seed(store, &mut StdRng::seed_from_u64(42)).await?,
+        None => {
+            println!("Seeding a demo program into {database}.");
+            seed(store, &mut StdRng::seed_from_u64(42)).await?
+        }
     };
-    let (_, admin) = new_key(
+    let admin = demo_key(
         store,
+        ADMIN_KEY_SECRET,
         Scope::Admin,
         KeyKind::Secret,
         None,
         None,
-        Some("demo admin".into()),
+        "demo admin",
     )
     .await?;
-    let (_, partner) = new_key(
+    let partner = demo_key(
         store,
+        PARTNER_KEY_SECRET,
         Scope::Partner,
         KeyKind::Secret,
         Some(&Slug::parse("ada-reviews")?),
         Some(program.id.clone()),
-        Some("demo partner".into()),
+        "demo partner",
     )
     .await?;
     let base = public_url.trim_end_matches('/');
@@ -102,6 +115,33 @@ pub async fn seed_and_print(store: &Store, public_url: &str) -> anyhow::Result<(
     println!("{admin}");
     println!();
     Ok(())
+}
+
+/// The demo's key kept under `secret`, or a new one (kept there for the
+/// next run) when there is none or it no longer works (revoked, or made
+/// for a program since deleted) or no longer fits (another scope or kind).
+async fn demo_key(
+    store: &Store,
+    secret: &str,
+    scope: Scope,
+    kind: KeyKind,
+    partner_slug: Option<&Slug>,
+    program: Option<ProgramId>,
+    name: &str,
+) -> anyhow::Result<String> {
+    if let Some(token) = store.secret(secret).await? {
+        let fits = store.api_key_by_token(&token).await?.is_some_and(|k| {
+            k.scope == scope
+                && k.kind == kind
+                && (program.is_none() || k.program_id.as_ref() == program.as_ref())
+        });
+        if fits {
+            return Ok(token);
+        }
+    }
+    let (_, token) = new_key(store, scope, kind, partner_slug, program, Some(name.into())).await?;
+    store.set_secret(secret, &token).await?;
+    Ok(token)
 }
 
 async fn seed(store: &Store, rng: &mut StdRng) -> anyhow::Result<(Program, Vec<String>)> {

@@ -11,7 +11,9 @@ mod attribute;
 mod demo;
 mod keys;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -31,6 +33,11 @@ struct Cli {
         global = true
     )]
     database_url: String,
+
+    /// Runtime worker threads (default: one per core), e.g. to leave a core
+    /// to a database or a proxy on the same machine.
+    #[arg(long, env = "TRIBUTE_WORKER_THREADS", global = true)]
+    worker_threads: Option<NonZeroUsize>,
 
     #[command(subcommand)]
     command: Command,
@@ -74,28 +81,32 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_logs())
         .init();
     if let Command::Attribute(args) = &cli.command {
         // Pure computation: no runtime, no database.
         return attribute::run(args);
     }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    // Default: one worker per core. TRIBUTE_WORKER_THREADS overrides it
-    // (e.g. to leave a core to a database or a proxy on the same machine).
-    if let Some(n) = std::env::var("TRIBUTE_WORKER_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        runtime.worker_threads(n.max(1));
+    if let Some(n) = cli.worker_threads {
+        runtime.worker_threads(n.get());
     }
     runtime.enable_all().build()?.block_on(run(cli))
+}
+
+/// Colours only for a person at a terminal: logs piped to a file or a log
+/// collector would otherwise carry escape codes. Logs go to standard error,
+/// so that is the stream asked; `NO_COLOR` (no-color.org) turns them off too.
+fn colour_logs() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
+            let listener = bind(&args).await?;
             let store = open(&cli.database_url).await?;
-            serve(store, &args).await
+            serve(store, listener, &args).await
         }
         Command::Migrate => {
             let store = Store::connect(&cli.database_url)
@@ -117,10 +128,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             keys::run(&store, plan).await
         }
         Command::Demo(args) => {
+            // Bind first: a demo that cannot serve must not seed a database
+            // and print URLs that lead nowhere.
+            let listener = bind(&args).await?;
             let store = open(&cli.database_url).await?;
-            let public_url = public_url(&args);
-            demo::seed_and_print(&store, &public_url).await?;
-            serve(store, &args).await
+            let public_url = public_url(&args, &listener);
+            demo::seed_and_print(&store, &public_url, &database_name(&cli.database_url)).await?;
+            serve(store, listener, &args).await
         }
         Command::Attribute(_) => unreachable!("handled before the runtime starts"),
     }
@@ -143,22 +157,60 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn public_url(args: &ServeArgs) -> String {
-    args.public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", args.listen))
+/// What to call the database in messages: the SQLite file as given, or the
+/// PostgreSQL URL without its password.
+fn database_name(url: &str) -> String {
+    match tribute_store::Backend::of_url(url) {
+        tribute_store::Backend::Sqlite => {
+            let path = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .unwrap_or(url);
+            let path = path.split('?').next().unwrap_or(path);
+            if path.contains('/') {
+                path.to_owned()
+            } else {
+                format!("./{path}")
+            }
+        }
+        tribute_store::Backend::Postgres => redact(url),
+    }
 }
 
-async fn serve(store: Store, args: &ServeArgs) -> anyhow::Result<()> {
+/// The public URL, or else the address actually bound (port 0 picks one).
+fn public_url(args: &ServeArgs, listener: &TcpListener) -> String {
+    let addr = listener.local_addr().unwrap_or(args.listen);
+    args.public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+}
+
+/// Take the listen address, or say why not and what to do about it.
+async fn bind(args: &ServeArgs) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(args.listen).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                let mut other = args.listen;
+                other.set_port(args.listen.port().wrapping_add(1).max(1));
+                format!(
+                    "another program is listening there; pick a free address with \
+                     `--listen {other}` (or TRIBUTE_LISTEN)"
+                )
+            }
+            _ => "pick another address with `--listen HOST:PORT` (or TRIBUTE_LISTEN)".to_owned(),
+        };
+        anyhow::anyhow!("cannot listen on {}: {e}; {hint}", args.listen)
+    })
+}
+
+async fn serve(store: Store, listener: TcpListener, args: &ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
-        public_url: public_url(args),
+        public_url: public_url(args, &listener),
         trust_proxy: args.trust_proxy,
         ..ServerConfig::default()
     };
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %args.listen, backend = ?store.backend(), "serving");
+    let listen = listener.local_addr()?;
+    tracing::info!(%listen, backend = ?store.backend(), "serving");
     let app = App::start(store, config).await?;
     app.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped; queued clicks flushed");

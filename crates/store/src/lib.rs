@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
 
 pub use attribution::{ConversionJourney, StoredFit};
 pub use clicks::{MetricsBySource, PartnerMetrics};
@@ -50,6 +50,18 @@ pub use tracking_settings::{PostbackTokenHash, ProgramTracking};
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names: PostgreSQL for `postgres://…` and
+    /// `postgresql://…`, SQLite for anything else (`sqlite:…`, a bare path).
+    pub fn of_url(url: &str) -> Self {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
 }
 
 /// A failure of a store operation.
@@ -138,6 +150,10 @@ impl Default for Page {
     }
 }
 
+/// How long the first connection at start-up may take before the store
+/// gives up and says so (an unreachable host rather than a refused port).
+const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The persistent store. Cheap to clone: it is a connection pool.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -155,7 +171,7 @@ pub(crate) fn corrupt(what: &str) -> impl FnOnce(tribute_core::FieldError) -> St
 /// Normalise a database URL: `sqlite://path`, `sqlite:path`, a bare path,
 /// or `postgres://…` / `postgresql://…`.
 fn normalize_url(url: &str) -> (Backend, String) {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if Backend::of_url(url) == Backend::Postgres {
         return (Backend::Postgres, url.to_owned());
     }
     let path = url
@@ -188,6 +204,27 @@ impl Store {
         sqlx::any::install_default_drivers();
         let (backend, url) = normalize_url(url);
         let options = AnyConnectOptions::from_str(&url)?;
+        // The pool retries a refused connection until its acquire timeout
+        // and then reports only "pool timed out": a newcomer whose
+        // PostgreSQL is down would wait 30 s to learn nothing. One direct
+        // attempt first reports the real cause (connection refused, unknown
+        // host, bad password, no such database) at once.
+        let backend_name = match backend {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        };
+        match tokio::time::timeout(FIRST_CONNECT_TIMEOUT, AnyConnection::connect_with(&options))
+            .await
+        {
+            Ok(Ok(probe)) => probe.close().await?,
+            Ok(Err(e)) => {
+                return Err(anyhow::Error::new(e).context(format!("connecting to {backend_name}")))
+            }
+            Err(_) => anyhow::bail!(
+                "connecting to {backend_name}: no answer within {} s",
+                FIRST_CONNECT_TIMEOUT.as_secs()
+            ),
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 // One writer at a time anyway; a few readers run alongside in WAL mode.

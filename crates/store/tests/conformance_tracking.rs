@@ -166,10 +166,9 @@ async fn migrating_hashes_postback_tokens_stored_in_clear(store: Store) {
             "INSERT INTO program_tracking (program_id, settings, postback_token) \
              VALUES ('{}', '{{\"consent\":\"opt_in\"}}', '{legacy}')",
             with_token.id
-        ),
-    )
-    .await
-    .unwrap();
+        ))
+        .await
+        .unwrap();
 
     let applied = store.migrate().await.unwrap();
     assert!(
