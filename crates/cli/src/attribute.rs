@@ -32,9 +32,9 @@ pub struct AttributeArgs {
     /// The path file to read (`-` for standard input).
     #[arg(long, short)]
     pub input: PathBuf,
-    /// `all`, or a comma-separated list of first_touch, last_touch, linear,
-    /// time_decay, position_based, markov, markov_global, shapley.
-    #[arg(long, default_value = "all")]
+    /// `all`, or a comma-separated list of the models (named in the help
+    /// from core's list, so a new model appears without a change here).
+    #[arg(long, default_value = "all", help = models_help())]
     pub models: String,
     #[arg(long, value_enum, default_value_t = Format::Csv)]
     pub format: Format,
@@ -47,6 +47,11 @@ pub struct AttributeArgs {
     /// Only touches at most this many days old count (needs `ages_days`).
     #[arg(long)]
     pub window: Option<f64>,
+}
+
+fn models_help() -> String {
+    let names: Vec<&str> = ReportModel::all().iter().map(|m| m.name()).collect();
+    format!("`all`, or a comma-separated list of {}", names.join(", "))
 }
 
 /// Run `tribute attribute`, printing the report to standard output.

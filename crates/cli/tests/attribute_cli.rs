@@ -199,4 +199,7 @@ fn an_unknown_model_is_refused_naming_every_model_including_markov_global() {
         assert!(err.contains(model), "{model} is not named: {err}");
     }
     assert!(err.contains("`nope`"), "{err}");
+    let help = tribute(&["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("markov, markov_global, shapley"), "{help}");
 }
