@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::coupon::CouponCode;
-use crate::identity::Identifiers;
+use crate::identity::{Claim, Identifiers};
 use crate::ids::{ClickId, ProgramId};
 use crate::money::{Currency, Money};
 use crate::tracking::{parse_decimal_minor, ConversionStatus, Product};
@@ -98,6 +98,9 @@ pub struct NewConversion {
     pub value: Money,
     pub status: ConversionStatus,
     pub ids: Identifiers,
+    /// Who vouches for `ids` being this buyer's: verified from the owner's
+    /// backend, unverified from a key anyone could have read.
+    pub claim: Claim,
     pub click_id: Option<ClickId>,
     pub coupon: Option<CouponCode>,
     pub products: Vec<Product>,
@@ -509,6 +512,7 @@ mod tests {
             value: Money::new(1, usd()),
             status: ConversionStatus::Pending,
             ids: Identifiers::default(),
+            claim: Claim::Unverified,
             click_id: None,
             coupon: None,
             products: vec![],

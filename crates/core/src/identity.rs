@@ -6,13 +6,21 @@
 //! union-find over identifier keys: [`stitch`] decides, from the identifiers
 //! already known and the groups seen together, which person each key belongs
 //! to and which persons merge. Storage applies the plan.
+//!
+//! Who claims a group matters ([`Claim`]): anyone can read a publishable key
+//! out of a web page, so the browser's claims are recorded as unverified and
+//! never merge a person that has a verified identifier (see [`stitch`]'s
+//! module for the rule and why).
 
-use std::collections::{BTreeMap, BTreeSet};
+mod stitch;
+#[cfg(test)]
+mod stitch_proptests;
+
+pub use stitch::{stitch, Claim, Group, Known, StitchPlan};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::ids::PersonId;
 #[cfg(test)]
 use crate::partner::email_hash;
 use crate::partner::Email;
@@ -125,6 +133,10 @@ impl Identifiers {
     }
 }
 
+/// What starts the identity key of an anonymous id: `anonymous_id:…`, the
+/// one key only the person's own browser holds (see [`stitch`]).
+pub const ANONYMOUS_KEY_PREFIX: &str = "anonymous_id:";
+
 /// What starts the identity key of a click id: `click_id:clk_…`. Storage
 /// reads click ids back out of these keys, so it derives their offset from
 /// this prefix rather than hard-coding its length.
@@ -133,101 +145,6 @@ pub const CLICK_KEY_PREFIX: &str = "click_id:";
 /// The key under which a click id joins a person's identifiers.
 pub fn click_key(click_id: &str) -> String {
     format!("{CLICK_KEY_PREFIX}{click_id}")
-}
-
-/// What storage must do to make the groups one person each.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct StitchPlan {
-    /// Keys not yet known, with the person they now belong to.
-    pub new_keys: Vec<(String, PersonId)>,
-    /// Persons absorbed into another: every row of `from` moves to `into`.
-    pub merges: Vec<(PersonId, PersonId)>,
-    /// The person of each group, in input order.
-    pub persons: Vec<PersonId>,
-}
-
-/// Decide the persons of `groups` (keys seen together), given the person
-/// each already-known key belongs to.
-///
-/// When a group touches several persons they merge into the smallest id
-/// (any fixed rule would do; this one is deterministic and needs no clock).
-/// A group of keys none of which is known gets a fresh person from `fresh`.
-pub fn stitch(
-    known: &BTreeMap<String, PersonId>,
-    groups: &[Vec<String>],
-    mut fresh: impl FnMut() -> PersonId,
-) -> StitchPlan {
-    // Union-find over persons, seeded with the persons already known.
-    let mut parent: BTreeMap<PersonId, PersonId> = BTreeMap::new();
-    fn find(parent: &mut BTreeMap<PersonId, PersonId>, p: &PersonId) -> PersonId {
-        let mut root = p.clone();
-        while let Some(up) = parent.get(&root) {
-            if up == &root {
-                break;
-            }
-            root = up.clone();
-        }
-        parent.insert(p.clone(), root.clone());
-        root
-    }
-    let mut assigned: BTreeMap<String, PersonId> = known.clone();
-    let mut group_person = Vec::with_capacity(groups.len());
-    let mut new_keys: BTreeSet<String> = BTreeSet::new();
-    for group in groups {
-        let mut roots: Vec<PersonId> = group
-            .iter()
-            .filter_map(|k| assigned.get(k).cloned())
-            .map(|p| {
-                parent.entry(p.clone()).or_insert_with(|| p.clone());
-                find(&mut parent, &p)
-            })
-            .collect();
-        roots.sort();
-        roots.dedup();
-        let person = match roots.first() {
-            Some(p) => p.clone(),
-            None => {
-                let p = fresh();
-                parent.insert(p.clone(), p.clone());
-                p
-            }
-        };
-        for other in roots.iter().skip(1) {
-            parent.insert(other.clone(), person.clone());
-        }
-        for k in group {
-            if !assigned.contains_key(k) {
-                assigned.insert(k.clone(), person.clone());
-                new_keys.insert(k.clone());
-            }
-        }
-        group_person.push(person);
-    }
-    let persons: Vec<PersonId> = group_person.iter().map(|p| find(&mut parent, p)).collect();
-    let mut merges: Vec<(PersonId, PersonId)> = parent
-        .keys()
-        .cloned()
-        .collect::<Vec<_>>()
-        .into_iter()
-        .filter_map(|p| {
-            let root = find(&mut parent, &p);
-            (root != p).then_some((p, root))
-        })
-        .collect();
-    merges.sort();
-    let new_keys = new_keys
-        .into_iter()
-        .map(|k| {
-            let p = assigned[&k].clone();
-            let root = find(&mut parent, &p);
-            (k, root)
-        })
-        .collect();
-    StitchPlan {
-        new_keys,
-        merges,
-        persons,
-    }
 }
 
 #[cfg(test)]
@@ -266,18 +183,6 @@ mod tests {
         }
     }
 
-    fn pid(s: &str) -> PersonId {
-        PersonId::parse(&format!("per_{s}")).unwrap()
-    }
-
-    fn counter() -> impl FnMut() -> PersonId {
-        let mut n = 0;
-        move || {
-            n += 1;
-            pid(&format!("new{n}"))
-        }
-    }
-
     #[test]
     fn email_is_hashed_and_never_kept_in_clear() {
         let raw = RawIdentifiers {
@@ -312,64 +217,25 @@ mod tests {
     }
 
     #[test]
+    fn the_anonymous_id_key_starts_with_the_prefix_stitching_looks_for() {
+        let ids = Identifiers {
+            anonymous_id: Some("a1".into()),
+            user_id: Some("u1".into()),
+            ..Default::default()
+        };
+        let anonymous: Vec<String> = ids
+            .keys()
+            .into_iter()
+            .filter(|k| k.starts_with(ANONYMOUS_KEY_PREFIX))
+            .collect();
+        assert_eq!(anonymous, vec![format!("{ANONYMOUS_KEY_PREFIX}a1")]);
+    }
+
+    #[test]
     fn phone_numbers_hash_the_same_however_formatted() {
         assert_eq!(
             phone_hash("+1 (555) 010-9999").unwrap(),
             phone_hash("15550109999").unwrap()
         );
-    }
-
-    #[test]
-    fn unknown_keys_seen_together_become_one_new_person() {
-        let plan = stitch(
-            &BTreeMap::new(),
-            &[vec!["anonymous_id:a".into(), "email_hash:e".into()]],
-            counter(),
-        );
-        assert_eq!(plan.persons, vec![pid("new1")]);
-        assert_eq!(plan.new_keys.len(), 2);
-        assert!(plan.merges.is_empty());
-    }
-
-    #[test]
-    fn a_key_seen_on_two_devices_joins_both_into_one_person() {
-        // Device A: anonymous id a with the e-mail; device B: anonymous id b, same e-mail.
-        let known = BTreeMap::from([
-            ("anonymous_id:a".to_owned(), pid("a")),
-            ("email_hash:e".to_owned(), pid("a")),
-            ("anonymous_id:b".to_owned(), pid("b")),
-        ]);
-        let plan = stitch(
-            &known,
-            &[vec!["anonymous_id:b".into(), "email_hash:e".into()]],
-            counter(),
-        );
-        assert_eq!(plan.persons, vec![pid("a")]);
-        assert_eq!(plan.merges, vec![(pid("b"), pid("a"))]);
-        assert!(plan.new_keys.is_empty());
-    }
-
-    #[test]
-    fn merges_chain_through_several_groups_to_one_root() {
-        let known = BTreeMap::from([
-            ("user_id:1".to_owned(), pid("c")),
-            ("user_id:2".to_owned(), pid("b")),
-            ("user_id:3".to_owned(), pid("a")),
-        ]);
-        let groups = vec![
-            vec!["user_id:1".into(), "user_id:2".into()],
-            vec![
-                "user_id:2".into(),
-                "user_id:3".into(),
-                "customer_id:x".into(),
-            ],
-        ];
-        let plan = stitch(&known, &groups, counter());
-        assert_eq!(plan.persons, vec![pid("a"), pid("a")]);
-        assert_eq!(
-            plan.merges,
-            vec![(pid("b"), pid("a")), (pid("c"), pid("a"))]
-        );
-        assert_eq!(plan.new_keys, vec![("customer_id:x".to_owned(), pid("a"))]);
     }
 }

@@ -404,6 +404,9 @@ pub struct Event {
     /// The track event name (`Order Completed`) or page name.
     pub name: Option<String>,
     pub ids: crate::identity::Identifiers,
+    /// Who vouches for `ids` belonging together: unverified when anyone
+    /// could have sent the event (the snippet, a publishable write key).
+    pub claim: crate::identity::Claim,
     /// The `tid` of the click that brought the visitor, if known.
     pub click_id: Option<crate::ids::ClickId>,
     /// A partner named by `?via=` or a referral event.

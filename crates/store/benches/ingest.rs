@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use chrono::{Duration, Utc};
 use tribute_core::click::Click;
-use tribute_core::identity::Identifiers;
+use tribute_core::identity::{Claim, Identifiers};
 use tribute_core::ids::{ClickId, EventId, LinkId, PartnerId, ProgramId};
 use tribute_core::link::{Link, ShortCode, Utm};
 use tribute_core::money::Currency;
@@ -50,6 +50,8 @@ fn event(program: &ProgramId, i: usize, mix: bool, clicks: &[ClickId]) -> Event 
         event_type,
         name: Some("/pricing".into()),
         ids,
+        // The snippet's and Segment's way in, the bulk of real traffic.
+        claim: Claim::Unverified,
         click_id,
         partner: None,
         occurred_at: now - Duration::seconds((EVENTS - i) as i64),

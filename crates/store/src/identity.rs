@@ -5,13 +5,20 @@
 //! is updated from a plan decided by `tribute_core::identity::stitch`. On
 //! PostgreSQL a per-program advisory lock serialises stitching across nodes
 //! (two nodes must not mint two persons for one key).
+//!
+//! Each key records whether it is verified (claimed by the owner's backend)
+//! or not (claimed by the browser, whose key anyone can read). A person with
+//! a verified key is protected: unverified claims never merge it. One query
+//! loads, with each known key's person, whether the key is verified and
+//! whether its person is protected; the core decides, and this module
+//! writes new keys with their flag and upgrades keys a verified claim named.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Utc;
 use sqlx::{Any, Transaction};
 use tribute_core::attribution::Touch;
-use tribute_core::identity::{stitch, StitchPlan};
+use tribute_core::identity::{stitch, Claim, Group, Known, StitchPlan};
 use tribute_core::ids::{PersonId, ProgramId};
 use tribute_core::tracking::Event;
 
@@ -45,7 +52,10 @@ impl Store {
         }
         for (program, events) in by_program {
             self.lock_program(&mut *tx, program).await?;
-            let groups: Vec<Vec<String>> = events.iter().map(|e| e.group()).collect();
+            let groups: Vec<Group> = events
+                .iter()
+                .map(|e| Group::new(e.claim, e.group()))
+                .collect();
             let plan = apply_stitch(&mut *tx, program, &groups).await?;
             let mut touches: Vec<(PersonId, NewTouch)> = Vec::new();
             let click_ids: Vec<&str> = events
@@ -101,12 +111,14 @@ impl Store {
     }
 
     /// Find or make the person of identifier keys seen together (a
-    /// conversion's), attach `touches` to them, and return the person with
-    /// every touch they have, partner status included. One transaction.
+    /// conversion's, claimed as `claim` says), attach `touches` to them, and
+    /// return the person with every touch they have, partner status
+    /// included. One transaction.
     pub fn resolve_journey<'a>(
         &'a self,
         program: &'a ProgramId,
         keys: Vec<String>,
+        claim: Claim,
         click_id: Option<&'a str>,
         extra: Vec<NewTouch>,
     ) -> BoxFuture<'a, Result<(PersonId, Vec<Touch>)>> {
@@ -116,7 +128,7 @@ impl Store {
             let person = if keys.is_empty() {
                 PersonId::generate()
             } else {
-                apply_stitch(&mut tx, program, std::slice::from_ref(&keys))
+                apply_stitch(&mut tx, program, &[Group::new(claim, keys)])
                     .await?
                     .persons
                     .remove(0)
@@ -141,38 +153,18 @@ impl Store {
 async fn apply_stitch(
     tx: &mut Transaction<'static, Any>,
     program: &ProgramId,
-    groups: &[Vec<String>],
+    groups: &[Group],
 ) -> Result<StitchPlan> {
-    let all: BTreeSet<&String> = groups.iter().flatten().collect();
-    let all: Vec<&String> = all.into_iter().collect();
-    let mut known = BTreeMap::new();
-    for chunk in all.chunks(IN_CHUNK) {
-        let sql = format!(
-            "SELECT ident, person_id FROM identities WHERE program_id = $1 AND ident IN ({})",
-            placeholders(2, chunk.len())
-        );
-        let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(program.as_str());
-        for k in chunk {
-            q = q.bind(k.as_str());
-        }
-        for (ident, person) in q
-            .fetch_all(&mut **tx)
-            .await
-            .context("resolving identities")?
-        {
-            let person =
-                PersonId::parse(&person).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            known.insert(ident, person);
-        }
-    }
+    let known = load_known(tx, program, groups).await?;
     let plan = stitch(&known, groups, PersonId::generate);
+    let verified: BTreeSet<&str> = plan.verified.iter().map(String::as_str).collect();
     let now = to_ms(Utc::now());
     for chunk in plan.new_keys.chunks(INSERT_ROWS) {
         let rows: Vec<String> = (0..chunk.len())
-            .map(|r| format!("({})", placeholders(r * 4 + 1, 4)))
+            .map(|r| format!("({})", placeholders(r * 5 + 1, 5)))
             .collect();
         let sql = format!(
-            "INSERT INTO identities (program_id, ident, person_id, created_at) VALUES {} \
+            "INSERT INTO identities (program_id, ident, person_id, created_at, verified) VALUES {} \
              ON CONFLICT (program_id, ident) DO NOTHING",
             rows.join(", ")
         );
@@ -182,9 +174,24 @@ async fn apply_stitch(
                 .bind(program.as_str())
                 .bind(k.as_str())
                 .bind(p.as_str())
-                .bind(now);
+                .bind(now)
+                .bind(i64::from(verified.contains(k.as_str())));
         }
         q.execute(&mut **tx).await.context("inserting identities")?;
+    }
+    // Known keys a verified claim named: upgraded (new ones were inserted so).
+    let new: BTreeSet<&str> = plan.new_keys.iter().map(|(k, _)| k.as_str()).collect();
+    let upgrades: Vec<&str> = verified.difference(&new).copied().collect();
+    for chunk in upgrades.chunks(IN_CHUNK) {
+        let sql = format!(
+            "UPDATE identities SET verified = 1 WHERE program_id = $1 AND ident IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query(&sql).bind(program.as_str());
+        for k in chunk {
+            q = q.bind(*k);
+        }
+        q.execute(&mut **tx).await.context("verifying identities")?;
     }
     for (from, into) in &plan.merges {
         for table in ["identities", "touches", "conversions"] {
@@ -216,6 +223,41 @@ async fn apply_stitch(
             .context("merging leads")?;
     }
     Ok(plan)
+}
+
+/// What is known of the groups' keys: each one's person, whether it is
+/// verified, and whether its person is protected (has any verified key).
+async fn load_known(
+    tx: &mut Transaction<'static, Any>,
+    program: &ProgramId,
+    groups: &[Group],
+) -> Result<Known> {
+    let all: BTreeSet<&String> = groups.iter().flat_map(|g| &g.keys).collect();
+    let all: Vec<&String> = all.into_iter().collect();
+    let mut known = Known::default();
+    for chunk in all.chunks(IN_CHUNK) {
+        // A person's keys are few, and found through `identities_person`.
+        let sql = format!(
+            "SELECT i.ident, i.person_id, i.verified, \
+             (SELECT MAX(v.verified) FROM identities v WHERE v.person_id = i.person_id) \
+             FROM identities i WHERE i.program_id = $1 AND i.ident IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (String, String, i64, i64)>(&sql).bind(program.as_str());
+        for k in chunk {
+            q = q.bind(k.as_str());
+        }
+        for (ident, person, verified, protected) in q
+            .fetch_all(&mut **tx)
+            .await
+            .context("resolving identities")?
+        {
+            let person =
+                PersonId::parse(&person).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            known.insert(ident, person, verified != 0, protected != 0);
+        }
+    }
+    Ok(known)
 }
 
 /// A lead counts once per partner and person: the partner of the person's

@@ -41,6 +41,7 @@ const SQLITE: &[Migration] = migrations!("sqlite":
     4 => "0004_key_kinds.sql",
     5 => "0005_postback_token_hash.sql" then hash_postback_tokens,
     6 => "0006_conversion_reports.sql",
+    7 => "0007_identity_claims.sql",
 );
 
 const POSTGRES: &[Migration] = migrations!("postgres":
@@ -50,6 +51,7 @@ const POSTGRES: &[Migration] = migrations!("postgres":
     4 => "0004_key_kinds.sql",
     5 => "0005_postback_token_hash.sql" then hash_postback_tokens,
     6 => "0006_conversion_reports.sql",
+    7 => "0007_identity_claims.sql",
 );
 
 /// Migration 5: replace each postback token still stored in clear (a hash

@@ -9,7 +9,7 @@ mod common;
 
 use tribute_core::attribution::TouchKind;
 use tribute_core::click::Click;
-use tribute_core::identity::click_key;
+use tribute_core::identity::{click_key, Claim};
 use tribute_core::ids::ClickId;
 use tribute_core::partner::email_hash;
 use tribute_core::tracking::EventType;
@@ -453,6 +453,7 @@ async fn a_click_written_after_the_event_that_carried_its_id_still_becomes_a_tou
         .resolve_journey(
             &p.id,
             vec![key_of("email_hash", &email_hash("jo@example.com"))],
+            Claim::Verified,
             None,
             Vec::new(),
         )

@@ -9,7 +9,7 @@ mod common;
 
 use chrono::Duration;
 use tribute_core::attribution::{fit, Journey, ModelConfig, ModelKind, TouchKind};
-use tribute_core::identity::click_key;
+use tribute_core::identity::{click_key, Claim};
 use tribute_core::partner::{email_hash, PartnerStatus};
 use tribute_core::tracking::{ConversionStatus, EventType};
 use tribute_store::{NewTouch, Store, StoredFit};
@@ -66,6 +66,7 @@ async fn resolve_journey_finds_the_person_and_adds_click_and_coupon_touches_in_t
         .resolve_journey(
             &p.id,
             keys.clone(),
+            Claim::Verified,
             Some(click.id.as_str()),
             vec![coupon.clone()],
         )
@@ -91,7 +92,7 @@ async fn resolve_journey_finds_the_person_and_adds_click_and_coupon_touches_in_t
 
     // Resolving the same journey again (a retry) adds no touch twice.
     let (again, touches) = store
-        .resolve_journey(&p.id, keys, Some(click.id.as_str()), vec![coupon])
+        .resolve_journey(&p.id, keys, Claim::Verified, Some(click.id.as_str()), vec![coupon])
         .await
         .unwrap();
     assert_eq!(again, known);
@@ -109,7 +110,7 @@ async fn resolve_journey_without_keys_makes_a_new_person_with_the_extra_touches(
         is_bot: false,
     };
     let (who, touches) = store
-        .resolve_journey(&p.id, Vec::new(), None, vec![coupon])
+        .resolve_journey(&p.id, Vec::new(), Claim::Verified, None, vec![coupon])
         .await
         .unwrap();
     assert_eq!(touches.len(), 1);
@@ -119,7 +120,7 @@ async fn resolve_journey_without_keys_makes_a_new_person_with_the_extra_touches(
 
     // An unknown click id adds nothing.
     let (_, touches) = store
-        .resolve_journey(&p.id, Vec::new(), Some("clk_doesnotexist"), Vec::new())
+        .resolve_journey(&p.id, Vec::new(), Claim::Verified, Some("clk_doesnotexist"), Vec::new())
         .await
         .unwrap();
     assert!(touches.is_empty());
@@ -135,7 +136,7 @@ async fn resolve_journey_reports_suspended_partners_on_their_touches(store: Stor
     sam.status = PartnerStatus::Suspended;
     store.update_partner(&sam).await.unwrap();
     let (again, touches) = store
-        .resolve_journey(&p.id, vec![key_of("anonymous_id", "a1")], None, Vec::new())
+        .resolve_journey(&p.id, vec![key_of("anonymous_id", "a1")], Claim::Verified, None, Vec::new())
         .await
         .unwrap();
     assert_eq!(again, who);
@@ -169,7 +170,7 @@ async fn concurrent_journeys_of_one_person_all_resolve_to_that_person(store: Sto
                     key_of("anonymous_id", &format!("device-{i}")),
                 ];
                 store
-                    .resolve_journey(&program, keys, Some(click.as_str()), Vec::new())
+                    .resolve_journey(&program, keys, Claim::Verified, Some(click.as_str()), Vec::new())
                     .await
             })
         })
@@ -221,6 +222,7 @@ async fn a_click_of_another_program_is_never_a_touch(store: Store) {
         .resolve_journey(
             &p.id,
             vec![click_key(foreign.id.as_str())],
+            Claim::Verified,
             Some(foreign.id.as_str()),
             Vec::new(),
         )

@@ -15,7 +15,7 @@ use tribute_core::conversion::{
     Reporter, MAX_EXTERNAL_ID,
 };
 use tribute_core::coupon::CouponCode;
-use tribute_core::identity::RawIdentifiers;
+use tribute_core::identity::{Claim, RawIdentifiers};
 use tribute_core::money::Currency;
 use tribute_core::program::Program;
 use tribute_core::tracking::{parse_click_id, parse_occurred_at, Product};
@@ -99,6 +99,7 @@ impl ConversionInput {
                 phone_hash: self.phone_hash,
             }
             .parse()?,
+            claim: Claim::Verified,
             click_id: parse_click_id("click_id", self.click_id.as_deref())?,
             coupon,
             products: self.products,
@@ -152,7 +153,11 @@ async fn create(
     let print = key.as_ref().map(|_| fingerprint(&body));
     let input: ConversionInput = crate::http::extract::from_json_value(body)?;
     let program = ingest_program(&state, &auth.0, input.program_id.as_deref()).await?;
-    let new = input.parse(&program, Utc::now(), key, print)?;
+    let new = NewConversion {
+        // The owner's backend vouches for its buyer's identifiers.
+        claim: Claim::of(&auth.0),
+        ..input.parse(&program, Utc::now(), key, print)?
+    };
     let recorded = record(&state, program, new).await?;
     let view = ConversionView::load(&state.store, recorded.conversion, &viewer)
         .await?

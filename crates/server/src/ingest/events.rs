@@ -8,6 +8,7 @@ use axum::{Json, Router};
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::Value;
+use tribute_core::identity::Claim;
 use tribute_core::FieldError;
 
 use super::{ingest_program, EventInput, UnknownVia};
@@ -110,7 +111,7 @@ async fn create(
         };
         events.push(
             input
-                .into_event(&state, p, now, &prefix, UnknownVia::Refuse)
+                .into_event(&state, p, now, &prefix, UnknownVia::Refuse, Claim::of(&auth.0))
                 .await?,
         );
     }

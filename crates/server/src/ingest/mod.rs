@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tribute_core::apikey::Principal;
 use tribute_core::attribution::TouchKind;
-use tribute_core::identity::RawIdentifiers;
+use tribute_core::identity::{Claim, RawIdentifiers};
 use tribute_core::ids::{EventId, PartnerId, ProgramId};
 use tribute_core::partner::Slug;
 use tribute_core::program::Program;
@@ -143,7 +143,8 @@ pub enum UnknownVia {
 }
 
 impl EventInput {
-    /// Build the domain event; errors are prefixed with `prefix` (e.g. `batch[3].`).
+    /// Build the domain event, its identifiers claimed as `claim` says;
+    /// errors are prefixed with `prefix` (e.g. `batch[3].`).
     pub async fn into_event(
         self,
         state: &AppState,
@@ -151,6 +152,7 @@ impl EventInput {
         now: DateTime<Utc>,
         prefix: &str,
         unknown_via: UnknownVia,
+        claim: Claim,
     ) -> ApiResult<Event> {
         let at = |e: FieldError| {
             ApiError::from(FieldError::new(format!("{prefix}{}", e.field), e.message))
@@ -208,6 +210,7 @@ impl EventInput {
             event_type,
             name,
             ids,
+            claim,
             click_id,
             partner,
             occurred_at,

@@ -14,7 +14,7 @@ use tribute_core::conversion::{
     Reporter, MAX_EXTERNAL_ID,
 };
 use tribute_core::coupon::CouponCode;
-use tribute_core::identity::RawIdentifiers;
+use tribute_core::identity::{Claim, RawIdentifiers};
 use tribute_core::ids::ProgramId;
 use tribute_core::money::Currency;
 use tribute_core::postback::token_matches;
@@ -135,6 +135,8 @@ impl PostbackQuery {
                 ..RawIdentifiers::default()
             }
             .parse()?,
+            // The program's secret postback token vouches for the sender.
+            claim: Claim::Verified,
             click_id: parse_click_id("click_id", self.click_id.as_deref())?,
             coupon,
             products: Vec::new(),

@@ -119,7 +119,7 @@ async fn record_now(
     keys.extend(new.ids.keys());
     let (person, touches) = state
         .store
-        .resolve_journey(&program.id, keys, click_id.as_deref(), extra)
+        .resolve_journey(&program.id, keys, new.claim, click_id.as_deref(), extra)
         .await?;
     let attribution = attribute(&touches, occurred_at, &cfg, fit.as_ref())?;
     let conversion = Conversion {

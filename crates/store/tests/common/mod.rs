@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
 use tribute_core::attribution::{attribute, Attribution, ModelConfig, ModelKind, TouchKind};
 use tribute_core::click::Click;
-use tribute_core::identity::Identifiers;
+use tribute_core::identity::{Claim, Identifiers};
 use tribute_core::ids::{ClickId, ConversionId, EventId, LinkId, PartnerId, ProgramId};
 use tribute_core::link::{Link, ShortCode, Utm};
 use tribute_core::money::{Currency, Money};
@@ -166,6 +166,7 @@ pub fn event(p: &Program, event_type: EventType, ids: Identifiers, at: DateTime<
         event_type,
         name: None,
         ids,
+        claim: Claim::Verified,
         click_id: None,
         partner: None,
         occurred_at: at,
@@ -176,6 +177,12 @@ pub fn event(p: &Program, event_type: EventType, ids: Identifiers, at: DateTime<
 
 pub fn with_external_id(mut e: Event, external: &str) -> Event {
     e.external_id = Some(external.into());
+    e
+}
+
+/// The event as the browser sends it: its identifiers unverified.
+pub fn unverified(mut e: Event) -> Event {
+    e.claim = Claim::Unverified;
     e
 }
 

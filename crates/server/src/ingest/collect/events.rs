@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use tribute_core::attribution::TouchKind;
 use tribute_core::conversion::{reported_status, scrub_contact, Commerce, NewConversion, Reporter};
 use tribute_core::coupon::CouponCode;
-use tribute_core::identity::RawIdentifiers;
+use tribute_core::identity::{Claim, RawIdentifiers};
 use tribute_core::program::Program;
 use tribute_core::tracking::{parse_click_id, Event, TrackMeaning, TrackingSettings};
 use tribute_core::FieldError;
@@ -201,6 +201,8 @@ async fn item(
                 ..RawIdentifiers::default()
             }
             .parse()?,
+            // Whatever key the page holds, anyone could have sent this.
+            claim: Claim::Unverified,
             click_id: parse_click_id("click_id", e.click_id.as_deref())?,
             coupon,
             products: order.products,
@@ -239,7 +241,7 @@ async fn item(
         program_id: None,
     };
     let mut event = input
-        .into_event(state, program, now, "", UnknownVia::Ignore)
+        .into_event(state, program, now, "", UnknownVia::Ignore, Claim::Unverified)
         .await?;
     // A coupon in the landing URL is a touch of its partner, like `via`.
     if let (None, Some(code)) = (&event.partner, &coupon) {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use tribute_core::attribution::TouchKind;
 use tribute_core::conversion::{scrub_contact, Commerce, NewConversion, Reporter};
-use tribute_core::identity::{Identifiers, RawIdentifiers};
+use tribute_core::identity::{Claim, Identifiers, RawIdentifiers};
 use tribute_core::ids::{ClickId, EventId, PartnerId};
 use tribute_core::link::CLICK_ID_PARAM;
 use tribute_core::program::Program;
@@ -37,6 +37,9 @@ pub(super) struct Ctx<'a> {
     pub(super) events: Vec<Event>,
     /// Who the write key says is reporting (a browser, or the owner's backend).
     pub(super) reporter: Reporter,
+    /// Who vouches for the messages' identifiers: unverified when the write
+    /// key is publishable (anyone may have read it).
+    pub(super) claim: Claim,
     pub(super) conversions: Vec<NewConversion>,
 }
 
@@ -187,6 +190,7 @@ impl Ctx<'_> {
             event_type: EventType::Custom,
             name: None,
             ids: Identifiers::default(),
+            claim: self.claim,
             click_id: click_id.clone(),
             partner,
             occurred_at,
@@ -381,6 +385,7 @@ impl Ctx<'_> {
             // Segment has no status: the owner approves, whoever the sender.
             status: ConversionStatus::Pending,
             ids: person,
+            claim: self.claim,
             click_id,
             coupon: order.coupon,
             products: order.products,

@@ -30,6 +30,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 use tribute_core::apikey::Principal;
 use tribute_core::conversion::Reporter;
+use tribute_core::identity::Claim;
 use tribute_core::program::Program;
 
 use self::convert::Ctx;
@@ -133,7 +134,7 @@ async fn receive(
             .map(str::to_owned)
             .ok_or(ApiError::Unauthorized)?,
     };
-    let (program, reporter) = write_key_program(&state, &key).await?;
+    let (program, reporter, claim) = write_key_program(&state, &key).await?;
     let value = parsed?;
     let settings = state.tracking(&program.id).await?.settings.clone();
     let now = Utc::now();
@@ -144,6 +145,7 @@ async fn receive(
         settings: &settings,
         now,
         reporter,
+        claim,
         events: Vec::new(),
         conversions: Vec::new(),
     };
@@ -209,13 +211,15 @@ fn write_key_from_headers(headers: &HeaderMap) -> ApiResult<Option<String>> {
     Ok(Some(key))
 }
 
-/// The program a write key sends to. Only ingest keys bound to a program
-/// qualify: a Segment message has nowhere to name a program, and an admin
-/// key must not be pasted into front-end code.
-/// The program a write key writes to, and who it says is reporting: a
-/// publishable key is a browser's (analytics.js), a secret key the owner's
-/// own backend.
-async fn write_key_program(state: &AppState, key: &str) -> ApiResult<(Program, Reporter)> {
+/// The program a write key writes to, who it says is reporting, and how
+/// far its identifiers are believed: a publishable key is a browser's
+/// (analytics.js, unverified), a secret key the owner's own backend. Only
+/// ingest keys bound to a program qualify: a Segment message has nowhere to
+/// name a program, and an admin key must not be pasted into front-end code.
+async fn write_key_program(
+    state: &AppState,
+    key: &str,
+) -> ApiResult<(Program, Reporter, Claim)> {
     let principal = state.principal(key).await?.ok_or(ApiError::Unauthorized)?;
     let reporter = if principal.is_publishable() {
         Reporter::Segment
@@ -226,7 +230,11 @@ async fn write_key_program(state: &AppState, key: &str) -> ApiResult<(Program, R
         Principal::Ingest {
             program_id: Some(_),
             ..
-        } => Ok((ingest_program(state, &principal, None).await?, reporter)),
+        } => Ok((
+            ingest_program(state, &principal, None).await?,
+            reporter,
+            Claim::of(&principal),
+        )),
         _ => Err(ApiError::Forbidden),
     }
 }
