@@ -275,13 +275,17 @@ fn home(
     assigned: &BTreeMap<String, PersonId>,
     forest: &mut Forest,
 ) -> Option<PersonId> {
-    let homes: BTreeSet<PersonId> = keys
+    let mut homes = BTreeSet::new();
+    for p in keys
         .iter()
         .filter(|k| k.starts_with(ANONYMOUS_KEY_PREFIX))
-        .filter_map(|k| assigned.get(k).cloned())
-        .map(|p| forest.root(&p))
-        .filter(|r| forest.is_protected(r))
-        .collect();
+        .filter_map(|k| assigned.get(k))
+    {
+        let root = forest.root(p);
+        if forest.is_protected(&root) {
+            homes.insert(root);
+        }
+    }
     match homes.len() {
         1 => homes.into_iter().next(),
         _ => None,
