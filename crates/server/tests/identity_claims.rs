@@ -63,7 +63,13 @@ async fn segment(app: &TestApp, path: &str, write_key: &str, body: Value) -> Rep
 
 /// The browser `anonymous_id` lands through click `tid` and is identified
 /// with `email`, both through Segment with `write_key`.
-async fn segment_browser(app: &TestApp, write_key: &str, anonymous_id: &str, tid: &str, email: &str) {
+async fn segment_browser(
+    app: &TestApp,
+    write_key: &str,
+    anonymous_id: &str,
+    tid: &str,
+    email: &str,
+) {
     let page = json!({"anonymousId": anonymous_id,
         "context": {"page": {"url": format!("https://acme.test/landing?tid={tid}")}}});
     segment(app, "/v1/page", write_key, page).await.ok(200);
@@ -106,9 +112,7 @@ async fn a_publishable_segment_identify_with_a_customers_email_credits_not_the_a
     );
 }
 
-async fn a_snippet_identify_with_a_customers_email_credits_not_the_attackers_partner(
-    app: TestApp,
-) {
+async fn a_snippet_identify_with_a_customers_email_credits_not_the_attackers_partner(app: TestApp) {
     let shop = shop(&app).await;
     let public = publishable_key(&app, &shop).await;
     server_sale(&app, &shop, "o-1", VICTIM).await;
@@ -134,21 +138,40 @@ async fn a_browser_identify_then_a_server_conversion_by_email_credits_the_clicki
     let tid = app.click_link(&shop.alice_code).await;
     segment_browser(&app, &public, "customer-browser", &tid, "buyer@example.com").await;
     let sale = server_sale(&app, &shop, "o-1", "buyer@example.com").await;
-    assert_eq!(partners_of(&sale), vec![shop.seed.alice.id.clone()], "{sale}");
+    assert_eq!(
+        partners_of(&sale),
+        vec![shop.seed.alice.id.clone()],
+        "{sale}"
+    );
 }
 
 async fn a_returning_customers_new_click_is_credited_after_the_owner_named_them(app: TestApp) {
     let shop = shop(&app).await;
     let public = publishable_key(&app, &shop).await;
     let first_tid = app.click_link(&shop.alice_code).await;
-    segment_browser(&app, &public, "customer-browser", &first_tid, "buyer@example.com").await;
+    segment_browser(
+        &app,
+        &public,
+        "customer-browser",
+        &first_tid,
+        "buyer@example.com",
+    )
+    .await;
     let first = server_sale(&app, &shop, "o-1", "buyer@example.com").await;
-    assert_eq!(partners_of(&first), vec![shop.seed.alice.id.clone()], "{first}");
+    assert_eq!(
+        partners_of(&first),
+        vec![shop.seed.alice.id.clone()],
+        "{first}"
+    );
     // The same browser comes back through bob's link; the last touch earns.
     let second_tid = app.click_link(&shop.bob_code).await;
     let page = json!({"anonymousId": "customer-browser",
         "context": {"page": {"url": format!("https://acme.test/landing?tid={second_tid}")}}});
     segment(&app, "/v1/page", &public, page).await.ok(200);
     let second = server_sale(&app, &shop, "o-2", "buyer@example.com").await;
-    assert_eq!(partners_of(&second), vec![shop.seed.bob.id.clone()], "{second}");
+    assert_eq!(
+        partners_of(&second),
+        vec![shop.seed.bob.id.clone()],
+        "{second}"
+    );
 }

@@ -227,8 +227,14 @@ async fn browser_claims_still_stitch_persons_nobody_verified(store: Store) {
     ];
     store.ingest_events(&identifies).await.unwrap();
     let jo = person(&store, p, &email_key("jo@example.com")).await;
-    assert_eq!(person(&store, p, &key_of("anonymous_id", "phone")).await, jo);
-    assert_eq!(person(&store, p, &key_of("anonymous_id", "laptop")).await, jo);
+    assert_eq!(
+        person(&store, p, &key_of("anonymous_id", "phone")).await,
+        jo
+    );
+    assert_eq!(
+        person(&store, p, &key_of("anonymous_id", "laptop")).await,
+        jo
+    );
     assert_eq!(touch_summary(&store, &jo).await.len(), 2);
 }
 
@@ -293,11 +299,19 @@ async fn identities_stored_before_claims_are_verified(store: Store) {
     ];
     store.ingest_events(&claims).await.unwrap();
     let victim = person(&store, &p, &email_key("victim@example.com")).await;
-    assert_eq!(victim.as_str(), "per_victim", "the old person was not merged");
+    assert_eq!(
+        victim.as_str(),
+        "per_victim",
+        "the old person was not merged"
+    );
     let attacker = person(&store, &p, &key_of("anonymous_id", "attacker")).await;
     assert_eq!(attacker.as_str(), "per_attacker");
     let visitor = person(&store, &p, &email_key("visitor@example.com")).await;
-    assert_eq!(visitor.as_str(), "per_visitor", "its own browser's e-mail joined it");
+    assert_eq!(
+        visitor.as_str(),
+        "per_visitor",
+        "its own browser's e-mail joined it"
+    );
 }
 
 mod identities_stored_before_claims_are_verified {

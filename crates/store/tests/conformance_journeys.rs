@@ -92,7 +92,13 @@ async fn resolve_journey_finds_the_person_and_adds_click_and_coupon_touches_in_t
 
     // Resolving the same journey again (a retry) adds no touch twice.
     let (again, touches) = store
-        .resolve_journey(&p.id, keys, Claim::Verified, Some(click.id.as_str()), vec![coupon])
+        .resolve_journey(
+            &p.id,
+            keys,
+            Claim::Verified,
+            Some(click.id.as_str()),
+            vec![coupon],
+        )
         .await
         .unwrap();
     assert_eq!(again, known);
@@ -120,7 +126,13 @@ async fn resolve_journey_without_keys_makes_a_new_person_with_the_extra_touches(
 
     // An unknown click id adds nothing.
     let (_, touches) = store
-        .resolve_journey(&p.id, Vec::new(), Claim::Verified, Some("clk_doesnotexist"), Vec::new())
+        .resolve_journey(
+            &p.id,
+            Vec::new(),
+            Claim::Verified,
+            Some("clk_doesnotexist"),
+            Vec::new(),
+        )
         .await
         .unwrap();
     assert!(touches.is_empty());
@@ -136,7 +148,13 @@ async fn resolve_journey_reports_suspended_partners_on_their_touches(store: Stor
     sam.status = PartnerStatus::Suspended;
     store.update_partner(&sam).await.unwrap();
     let (again, touches) = store
-        .resolve_journey(&p.id, vec![key_of("anonymous_id", "a1")], Claim::Verified, None, Vec::new())
+        .resolve_journey(
+            &p.id,
+            vec![key_of("anonymous_id", "a1")],
+            Claim::Verified,
+            None,
+            Vec::new(),
+        )
         .await
         .unwrap();
     assert_eq!(again, who);
@@ -170,7 +188,13 @@ async fn concurrent_journeys_of_one_person_all_resolve_to_that_person(store: Sto
                     key_of("anonymous_id", &format!("device-{i}")),
                 ];
                 store
-                    .resolve_journey(&program, keys, Claim::Verified, Some(click.as_str()), Vec::new())
+                    .resolve_journey(
+                        &program,
+                        keys,
+                        Claim::Verified,
+                        Some(click.as_str()),
+                        Vec::new(),
+                    )
                     .await
             })
         })

@@ -96,7 +96,13 @@ pub struct Known {
 impl Known {
     /// Record a known key. `person_protected`: whether any key of `person`
     /// is verified (a verified key protects its person by itself).
-    pub fn insert(&mut self, key: String, person: PersonId, verified: bool, person_protected: bool) {
+    pub fn insert(
+        &mut self,
+        key: String,
+        person: PersonId,
+        verified: bool,
+        person_protected: bool,
+    ) {
         if verified {
             self.verified.insert(key.clone());
         }
@@ -194,11 +200,7 @@ impl Forest {
 /// A group of keys none of which is known gets a fresh person from `fresh`.
 /// An unverified group never merges a protected person (see the module's
 /// header for the rule and its one exception).
-pub fn stitch(
-    known: &Known,
-    groups: &[Group],
-    mut fresh: impl FnMut() -> PersonId,
-) -> StitchPlan {
+pub fn stitch(known: &Known, groups: &[Group], mut fresh: impl FnMut() -> PersonId) -> StitchPlan {
     let mut forest = Forest {
         parent: BTreeMap::new(),
         protected: known.protected.clone(),
@@ -432,10 +434,7 @@ mod tests {
 
     #[test]
     fn a_browser_claim_still_merges_persons_nobody_verified() {
-        let known = known_with(
-            &[("anonymous_id:a", "a"), ("email_hash:e", "b")],
-            &[],
-        );
+        let known = known_with(&[("anonymous_id:a", "a"), ("email_hash:e", "b")], &[]);
         let plan = stitch(
             &known,
             &[Group::new(

@@ -75,11 +75,7 @@ impl Graph {
 fn arb_graph() -> impl Strategy<Value = Graph> {
     let all: Vec<&'static str> = OTHER_KEYS.iter().chain(&ANONYMOUS).copied().collect();
     (
-        prop::collection::btree_map(
-            prop::sample::select(all),
-            (0..PERSONS.len(), 0u8..3),
-            0..10,
-        ),
+        prop::collection::btree_map(prop::sample::select(all), (0..PERSONS.len(), 0u8..3), 0..10),
         prop::collection::btree_set(0..PERSONS.len(), 0..2),
     )
         .prop_map(|(keys, elsewhere)| Graph {

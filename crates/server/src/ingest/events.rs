@@ -111,7 +111,14 @@ async fn create(
         };
         events.push(
             input
-                .into_event(&state, p, now, &prefix, UnknownVia::Refuse, Claim::of(&auth.0))
+                .into_event(
+                    &state,
+                    p,
+                    now,
+                    &prefix,
+                    UnknownVia::Refuse,
+                    Claim::of(&auth.0),
+                )
                 .await?,
         );
     }

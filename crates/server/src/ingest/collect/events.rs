@@ -241,7 +241,14 @@ async fn item(
         program_id: None,
     };
     let mut event = input
-        .into_event(state, program, now, "", UnknownVia::Ignore, Claim::Unverified)
+        .into_event(
+            state,
+            program,
+            now,
+            "",
+            UnknownVia::Ignore,
+            Claim::Unverified,
+        )
         .await?;
     // A coupon in the landing URL is a touch of its partner, like `via`.
     if let (None, Some(code)) = (&event.partner, &coupon) {
