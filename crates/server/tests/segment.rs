@@ -529,7 +529,6 @@ async fn lead_and_conversion_names_follow_the_program_mapping(app: TestApp) {
         1,
         "only Subscription Paid converts: {conversions:?}"
     );
-    // A publishable write key's order ids live in their own namespace.
     assert_eq!(conversions[0]["external_id"], "segment:sub-1");
     assert_eq!(conversions[0]["value"], 1250);
     assert_eq!(credited(&conversions[0]), vec!["alice"]);
@@ -647,10 +646,7 @@ async fn order_completed_takes_total_products_and_coupon(app: TestApp) {
     let c = &conversions[0];
     assert_eq!(c["value"], 3000, "total when there is no revenue");
     assert_eq!(c["currency"], "EUR", "the program's currency by default");
-    assert_eq!(
-        c["external_id"], "segment:c1",
-        "the messageId without an order_id (in the write key's namespace)"
-    );
+    assert_eq!(c["external_id"], "segment:c1", "the messageId, namespaced");
     assert_eq!(c["coupon"], "BOB10");
     assert_eq!(
         c["products"],

@@ -183,6 +183,7 @@ mod tests {
             },
             click_id: None,
             partner: None,
+            claim: tribute_core::identity::Claim::Verified,
             occurred_at: now,
             received_at: now,
             properties: json!({}),

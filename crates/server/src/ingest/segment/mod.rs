@@ -216,10 +216,7 @@ fn write_key_from_headers(headers: &HeaderMap) -> ApiResult<Option<String>> {
 /// (analytics.js, unverified), a secret key the owner's own backend. Only
 /// ingest keys bound to a program qualify: a Segment message has nowhere to
 /// name a program, and an admin key must not be pasted into front-end code.
-async fn write_key_program(
-    state: &AppState,
-    key: &str,
-) -> ApiResult<(Program, Reporter, Claim)> {
+async fn write_key_program(state: &AppState, key: &str) -> ApiResult<(Program, Reporter, Claim)> {
     let principal = state.principal(key).await?.ok_or(ApiError::Unauthorized)?;
     let reporter = if principal.is_publishable() {
         Reporter::Segment
