@@ -18,6 +18,7 @@ use std::num::NonZeroUsize;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
+use tribute_server::RateLimits;
 use tribute_server::{App, ServerConfig};
 use tribute_store::Store;
 
@@ -54,6 +55,19 @@ struct ServeArgs {
     /// Take client addresses from X-Forwarded-For (only behind your own proxy).
     #[arg(long, env = "TRIBUTE_TRUST_PROXY")]
     trust_proxy: bool,
+    /// Serve /metrics on this address only, without a key (otherwise it is
+    /// served on --listen to admin keys).
+    #[arg(long, env = "TRIBUTE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Ingestion requests per second per client address (burst: twice that; 0 = off).
+    #[arg(long, env = "TRIBUTE_RATE_LIMIT_IP", default_value_t = RateLimits::default().ingest_per_ip)]
+    rate_limit_ip: u32,
+    /// Ingestion requests per second per key (burst: twice that; 0 = off).
+    #[arg(long, env = "TRIBUTE_RATE_LIMIT_KEY", default_value_t = RateLimits::default().ingest_per_key)]
+    rate_limit_key: u32,
+    /// Redirects per second per client address (burst: twice that; 0 = off, the default).
+    #[arg(long, env = "TRIBUTE_REDIRECT_RATE_LIMIT_IP", default_value_t = 0)]
+    redirect_rate_limit_ip: u32,
 }
 
 #[derive(Subcommand, Debug)]
@@ -204,14 +218,34 @@ async fn bind(args: &ServeArgs) -> anyhow::Result<TcpListener> {
 }
 
 async fn serve(store: Store, listener: TcpListener, args: &ServeArgs) -> anyhow::Result<()> {
+    // A database that cannot take writes (read-only file, mount or server)
+    // would fail every click and conversion: refuse to start instead.
+    let problems = store.readiness().await;
+    if !problems.is_empty() {
+        anyhow::bail!("the database is not ready: {}", problems.join("; "));
+    }
     let config = ServerConfig {
         public_url: public_url(args, &listener),
         trust_proxy: args.trust_proxy,
+        limits: RateLimits {
+            ingest_per_ip: args.rate_limit_ip,
+            ingest_per_key: args.rate_limit_key,
+            redirect_per_ip: args.redirect_rate_limit_ip,
+        },
+        metrics_separate: args.metrics_listen.is_some(),
         ..ServerConfig::default()
     };
     let listen = listener.local_addr()?;
-    tracing::info!(%listen, backend = ?store.backend(), "serving");
-    let app = App::start(store, config).await?;
+    let backend = store.backend();
+    let mut app = App::start(store, config).await?;
+    if let Some(addr) = args.metrics_listen {
+        let metrics = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr} for metrics"))?;
+        app = app.with_metrics_listener(metrics);
+        tracing::info!(listen = %addr, "serving /metrics");
+    }
+    tracing::info!(%listen, backend = ?backend, "serving");
     app.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped; queued clicks flushed");
     Ok(())

@@ -11,15 +11,18 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod health;
 mod http;
 mod ingest;
 mod metrics;
 pub mod openapi;
+mod ratelimit;
 mod redirect;
 mod routes;
 mod services;
 mod workers;
 
+pub use ratelimit::RateLimits;
 pub use routes::app;
 
 use std::future::Future;
@@ -48,6 +51,11 @@ pub struct ServerConfig {
     pub trust_proxy: bool,
     /// How many clicks may wait for the writer before redirects wait for it.
     pub click_queue: usize,
+    /// Requests per second per client address and per key.
+    pub limits: ratelimit::RateLimits,
+    /// Whether `/metrics` is served on its own address ([`App::metrics_router`])
+    /// rather than on the main one behind an admin key.
+    pub metrics_separate: bool,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +64,8 @@ impl Default for ServerConfig {
             public_url: "http://127.0.0.1:8080".into(),
             trust_proxy: false,
             click_queue: 65_536,
+            limits: ratelimit::RateLimits::default(),
+            metrics_separate: false,
         }
     }
 }
@@ -80,6 +90,13 @@ pub struct AppInner {
     pub links: Cache<String, Option<Arc<CachedLink>>>,
     /// Authenticated keys by token hash, so ingestion does not hit the database per request.
     keys: Cache<String, Option<Principal>>,
+    /// Token hashes that matched no key, briefly: a flood of bad tokens
+    /// costs one query per token, not one per request. Its own bounded cache,
+    /// so random tokens cannot push known keys out.
+    key_misses: Cache<String, ()>,
+    /// The ingestion and redirect rate limits (`None`: off).
+    ingest_limit: Option<Arc<ratelimit::Guard>>,
+    redirect_limit: Option<Arc<ratelimit::Guard>>,
     /// Programs and their tracking settings, read on every ingestion request.
     programs: Cache<ProgramId, Arc<Program>>,
     tracking: Cache<ProgramId, Arc<ProgramTracking>>,
@@ -99,14 +116,18 @@ impl AppState {
         if let Some(hit) = self.keys.get(&hash) {
             return Ok(hit);
         }
+        if self.key_misses.contains_key(&hash) {
+            return Ok(None);
+        }
         let principal = self
             .store
             .api_key_by_token(token)
             .await?
             .and_then(|k| k.principal());
-        // Only known keys are cached: random tokens must not fill the cache.
         if principal.is_some() {
             self.keys.insert(hash, principal.clone());
+        } else {
+            self.key_misses.insert(hash, ());
         }
         Ok(principal)
     }
@@ -157,12 +178,17 @@ impl AppState {
 /// How long a node trusts its cached copy of a link or key.
 const LINK_TTL: Duration = Duration::from_secs(30);
 const KEY_TTL: Duration = Duration::from_secs(30);
+/// How long an unknown token stays unknown: short, so a key just created
+/// elsewhere works within seconds.
+const KEY_MISS_TTL: Duration = Duration::from_secs(5);
 
 /// A running application: the state for the router, and the workers to
 /// flush when the server stops.
 pub struct App {
     pub state: AppState,
     workers: Vec<Worker>,
+    /// Where `/metrics` is served alone, without a key (`--metrics-listen`).
+    metrics_listener: Option<TcpListener>,
 }
 
 impl App {
@@ -175,6 +201,18 @@ impl App {
         let (clicks, click_writer) =
             workers::clicks::spawn_writer(store.clone(), config.click_queue, counters.clone());
         let (events, event_writer) = workers::events::EventWriter::spawn(store.clone());
+        let guard = |limiter, filter| {
+            Arc::new(ratelimit::Guard {
+                limiter,
+                trust_proxy: config.trust_proxy,
+                filter,
+            })
+        };
+        let limits = config.limits;
+        let ingest_limit = ratelimit::Limiter::new(limits.ingest_per_ip, limits.ingest_per_key)
+            .map(|l| guard(l, ratelimit::ingestion));
+        let redirect_limit = ratelimit::Limiter::new(limits.redirect_per_ip, 0)
+            .map(|l| guard(l, ratelimit::everything));
         let state = AppState(Arc::new(AppInner {
             store: store.clone(),
             config: Arc::new(config),
@@ -186,6 +224,12 @@ impl App {
                 .max_capacity(10_000)
                 .time_to_live(KEY_TTL)
                 .build(),
+            key_misses: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(KEY_MISS_TTL)
+                .build(),
+            ingest_limit,
+            redirect_limit,
             programs: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(LINK_TTL)
@@ -203,11 +247,20 @@ impl App {
         Ok(Self {
             state,
             workers: vec![click_writer, event_writer],
+            metrics_listener: None,
         })
     }
 
     pub fn router(&self) -> Router {
         app(self.state.clone())
+    }
+
+    /// Also serve `/metrics`, alone and without a key, on `listener`: an
+    /// address only the monitoring network reaches. Set
+    /// `ServerConfig::metrics_separate` too, so the main address drops it.
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics_listener = Some(listener);
+        self
     }
 
     /// Serve on `listener` until `shutdown` resolves, then flush queued clicks and events.
@@ -217,13 +270,35 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = self.router();
-        let Self { state, workers } = self;
+        let Self {
+            state,
+            workers,
+            metrics_listener,
+        } = self;
+        // Both listeners stop together: the metrics server holds the state
+        // too, and the click writer finishes only once every holder is gone.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let metrics = metrics_listener.map(|l| {
+            let mut stopped = stopped.clone();
+            let router = metrics::router().with_state(state.clone());
+            tokio::spawn(std::future::IntoFuture::into_future(
+                axum::serve(l, router).with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                }),
+            ))
+        });
         axum::serve(
             listener,
             router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
         .await?;
+        if let Some(task) = metrics {
+            task.await??;
+        }
         // The queues close when the last state (and its queue handles) goes.
         drop(state);
         for w in workers {

@@ -4,7 +4,7 @@
 //! check, a queue push and a 302. No database round trip once the link is
 //! cached; the click is committed by the batch writer (`clicks.rs`).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -18,6 +18,7 @@ use tribute_core::ids::ClickId;
 use tribute_core::link::{redirect_url, with_click_id, Destination, Link, ShortCode};
 use url::Url;
 
+use crate::http::client::client_ip;
 use crate::http::error::ApiError;
 use crate::metrics::Counters;
 use crate::AppState;
@@ -77,23 +78,6 @@ async fn lookup(state: &AppState, code: &str) -> Result<Option<Arc<CachedLink>>,
     Ok(found)
 }
 
-/// The visitor's address: the peer, or the last `X-Forwarded-For` hop when
-/// the server is configured to trust its proxy. The last hop is the one the
-/// proxy appended; earlier ones are whatever the client chose to send.
-fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-    if state.config.trust_proxy {
-        let forwarded = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|v| v.trim().parse().ok());
-        if let Some(ip) = forwarded {
-            return ip;
-        }
-    }
-    peer.ip()
-}
-
 fn header_str(headers: &HeaderMap, name: header::HeaderName, max: usize) -> Option<String> {
     let v = headers.get(name)?.to_str().ok()?;
     // `to_str` guarantees visible ASCII, so a byte cut is a character cut.
@@ -135,7 +119,7 @@ async fn redirect(
         ),
     };
     if let Some(id) = click_id {
-        let ip = client_ip(&state, peer, headers);
+        let ip = client_ip(state.config.trust_proxy, peer, headers);
         let user_agent = header_str(headers, header::USER_AGENT, 512);
         // A HEAD is never a person following a link (link previews, checkers):
         // it is recorded, and counted as a bot.

@@ -24,7 +24,7 @@ on_both_backends!(
     python_sdk_identify_and_order_completed_make_one_conversion_credited_to_the_clicked_partner,
     every_endpoint_answers_success_true_and_stores_the_message,
     write_key_must_be_an_ingest_key_sent_as_basic_username_or_in_the_body,
-    messages_over_32_kb_and_batches_over_500_kb_are_refused_with_400,
+    messages_over_32_kb_are_refused_with_400_and_bodies_over_the_limit_with_413,
     malformed_messages_are_refused_naming_the_field_and_nothing_is_written,
     signed_up_counts_one_lead_per_partner_and_person,
     lead_and_conversion_names_follow_the_program_mapping,
@@ -245,7 +245,7 @@ async fn write_key_must_be_an_ingest_key_sent_as_basic_username_or_in_the_body(a
     assert_eq!(s.events(&app).await, 2);
 }
 
-async fn messages_over_32_kb_and_batches_over_500_kb_are_refused_with_400(app: TestApp) {
+async fn messages_over_32_kb_are_refused_with_400_and_bodies_over_the_limit_with_413(app: TestApp) {
     let s = Setup::new(&app).await;
     let blob = |bytes: usize| "x".repeat(bytes);
     let message = |i: usize, bytes: usize| {
@@ -254,7 +254,7 @@ async fn messages_over_32_kb_and_batches_over_500_kb_are_refused_with_400(app: T
     };
 
     let single = segment(&app, "/v1/track", &s.write_key, &message(0, 33 * 1024)).await;
-    single.assert_error(400, None, "one message over 32 KB");
+    single.assert_error(413, None, "one request over 32 KB");
     assert!(
         single.body["error"]["message"]
             .as_str()
@@ -279,7 +279,7 @@ async fn messages_over_32_kb_and_batches_over_500_kb_are_refused_with_400(app: T
     // 20 messages of 30 KB: each within its limit, 600 KB together.
     let big: Vec<Value> = (0..20).map(|i| message(i, 30 * 1024)).collect();
     let reply = segment(&app, "/v1/batch", &s.write_key, &json!({"batch": big})).await;
-    reply.assert_error(400, None, "a batch over 500 KB");
+    reply.assert_error(413, None, "a batch over 500 KB");
     assert!(
         reply.body["error"]["message"]
             .as_str()

@@ -15,6 +15,7 @@ mod attribution;
 mod clicks;
 mod conversions;
 mod events;
+mod health;
 mod identity;
 mod keys;
 mod links;
@@ -94,6 +95,9 @@ pub enum StoreError {
         #[source]
         source: tokio::task::JoinError,
     },
+    /// The database cannot be used at all (its file was deleted or replaced).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("database error while {context}")]
     Database {
         context: &'static str,
@@ -161,6 +165,8 @@ pub struct Store {
     backend: Backend,
     /// SQLite only: the native batch writer for clicks and events.
     sqlite_batch: Option<sqlite_batch::SqliteBatchWriter>,
+    /// SQLite only: the file opened, checked before each use (`health.rs`).
+    identity: health::SharedIdentity,
 }
 
 /// A value read back that no longer parses, reported as corrupt with what it was.
@@ -225,6 +231,8 @@ impl Store {
                 FIRST_CONNECT_TIMEOUT.as_secs()
             ),
         }
+        let identity = health::SharedIdentity::default();
+        let (on_connect, on_acquire) = (identity.clone(), identity.clone());
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 // One writer at a time anyway; a few readers run alongside in WAL mode.
@@ -249,10 +257,17 @@ impl Store {
                 })
             })
             // The same check on the way out, for a connection that went back
-            // some other way (cheap: no round trip).
-            .before_acquire(|conn, _meta| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+            // some other way (cheap: no round trip). And a pooled connection
+            // to a SQLite file since deleted is closed rather than used
+            // (`health.rs`; a stat, about a microsecond).
+            .before_acquire(move |conn, _meta| {
+                let ok = !conn.is_in_transaction() && health::check(&on_acquire).is_ok();
+                Box::pin(async move { Ok(ok) })
+            })
             .after_connect(move |conn, _meta| {
+                let intact = health::check(&on_connect);
                 Box::pin(async move {
+                    intact.map_err(|e| sqlx::Error::Configuration(e.into()))?;
                     if backend == Backend::Sqlite {
                         conn.execute(sqlite_batch::SQLITE_PRAGMAS).await?;
                     }
@@ -262,13 +277,28 @@ impl Store {
             .connect_with(options)
             .await?;
         let sqlite_batch = match backend {
-            Backend::Sqlite => Some(sqlite_batch::SqliteBatchWriter::new(sqlite_path(&url))),
+            Backend::Sqlite => {
+                let path = sqlite_path(&url);
+                // The first connection has created the file if needed; later
+                // ones must never create it again (an empty database in
+                // place of a deleted one), and remember which file it is.
+                if url.contains("mode=rwc") {
+                    pool.set_connect_options(AnyConnectOptions::from_str(
+                        &url.replace("mode=rwc", "mode=rw"),
+                    )?);
+                }
+                if let Ok(id) = health::FileIdentity::record(&path) {
+                    let _ = identity.set(id);
+                }
+                Some(sqlite_batch::SqliteBatchWriter::new(path, identity.clone()))
+            }
             Backend::Postgres => None,
         };
         Ok(Self {
             pool,
             backend,
             sqlite_batch,
+            identity,
         })
     }
 

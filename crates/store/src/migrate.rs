@@ -81,6 +81,15 @@ fn hash_postback_tokens(conn: &mut AnyConnection) -> BoxFuture<'_, anyhow::Resul
     })
 }
 
+/// The newest schema version this build knows.
+pub(crate) fn latest(backend: Backend) -> i64 {
+    let all = match backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    };
+    all.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
 /// An arbitrary constant naming Tribute's migration lock.
 const PG_LOCK_KEY: i64 = 0x0074_7269_6275_7465;
 

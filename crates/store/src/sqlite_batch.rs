@@ -14,12 +14,13 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use tribute_core::click::{epoch_day, Click};
 use tribute_core::tracking::Event;
 
 use crate::clicks::{ua_id, CLICK_COLUMNS, SKIP_EXISTING_ID, USER_AGENT_COLUMNS};
 use crate::events::{EVENT_COLUMNS, EVENT_CONFLICT};
+use crate::health::{check, SharedIdentity};
 use crate::sql::{multi_row_insert, Params};
 use crate::{to_ms, Result, StoreError};
 
@@ -34,6 +35,8 @@ pub(crate) const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synch
 pub(crate) struct SqliteBatchWriter {
     conn: Arc<Mutex<Option<Connection>>>,
     path: String,
+    /// The file the store opened: a batch never goes to another (`health.rs`).
+    identity: SharedIdentity,
 }
 
 impl std::fmt::Debug for SqliteBatchWriter {
@@ -56,10 +59,11 @@ impl<T> SqliteContext<T> for rusqlite::Result<T> {
 }
 
 impl SqliteBatchWriter {
-    pub(crate) fn new(path: String) -> Self {
+    pub(crate) fn new(path: String, identity: SharedIdentity) -> Self {
         Self {
             conn: Arc::new(Mutex::new(None)),
             path,
+            identity,
         }
     }
 
@@ -115,8 +119,20 @@ impl SqliteBatchWriter {
         // One batch at a time on this connection: the click writer and the
         // event writer take turns, as SQLite's single writer would anyway.
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = check(&self.identity) {
+            // The open connection writes to a deleted file: drop it.
+            *guard = None;
+            return Err(e);
+        }
         if guard.is_none() {
-            let conn = Connection::open(&self.path).context("opening the batch connection")?;
+            // Never CREATE: the file exists since the store opened it.
+            let conn = Connection::open_with_flags(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .context("opening the batch connection")?;
             // Besides the shared pragmas: a 64 MiB page cache, and a WAL
             // checkpoint every 16,000 pages (64 MiB) rather than 1,000: at
             // tens of thousands of clicks a second, frequent checkpoints
@@ -276,7 +292,10 @@ mod tests {
     #[test]
     fn the_batch_connection_checks_foreign_keys_like_the_sqlx_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = SqliteBatchWriter::new(dir.path().join("t.db").display().to_string());
+        let path = dir.path().join("t.db");
+        // The store creates the file; the batch writer never does.
+        Connection::open(&path).unwrap();
+        let writer = SqliteBatchWriter::new(path.display().to_string(), Default::default());
         let on: i64 = writer
             .with_conn(|c| {
                 c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))
@@ -291,7 +310,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // No such directory: the connection cannot be opened.
         let path = dir.path().join("missing").join("t.db");
-        let writer = SqliteBatchWriter::new(path.display().to_string());
+        let writer = SqliteBatchWriter::new(path.display().to_string(), Default::default());
         let (events, r) = writer.insert_events(Vec::new()).await;
         assert!(events.is_empty());
         let err = r.unwrap_err();

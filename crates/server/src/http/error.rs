@@ -1,7 +1,7 @@
 //! The one HTTP error type: every failure becomes
 //! `{"error": {"code", "message", "field"}}` with a fitting status.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -34,6 +34,12 @@ pub enum ApiError {
     /// An `Idempotency-Key` already used by a different request.
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
+    /// Too many requests from this client or key: retry after `retry_after` seconds.
+    #[error("too many requests: retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    /// The database cannot be used (gone, replaced, unreachable): retry later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -59,6 +65,8 @@ impl ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,6 +82,8 @@ impl ApiError {
             Self::Conflict { .. } => "conflict",
             Self::TooLarge { .. } => "too_large",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -103,6 +113,12 @@ impl From<StoreError> for ApiError {
                 field: field.to_owned(),
                 message,
             },
+            // Not a bug to hide behind "internal error": the database is
+            // gone or unreachable, and a client (or balancer) should retry.
+            other if other.is_unavailable() => {
+                tracing::error!(error = ?other, "database unavailable");
+                Self::Unavailable("the database is unavailable; retry later".to_owned())
+            }
             other => Self::Internal(other.into()),
         }
     }
@@ -121,6 +137,12 @@ impl IntoResponse for ApiError {
         };
         let body =
             json!({"error": {"code": self.code(), "message": message, "field": self.field()}});
-        (self.status_code(), Json(body)).into_response()
+        let mut response = (self.status_code(), Json(body)).into_response();
+        if let Self::RateLimited { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        response
     }
 }

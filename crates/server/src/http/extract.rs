@@ -1,7 +1,6 @@
 //! Extractors for cross-cutting work: the authenticated principal, and JSON
 //! bodies whose errors name the field at fault.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -10,6 +9,7 @@ use serde_json::Value;
 use tribute_core::apikey::Principal;
 use tribute_core::ids::{PartnerId, ProgramId};
 
+use super::body::{RawBody, API_MAX_BODY};
 use super::conversion::Viewer;
 use super::error::ApiError;
 use crate::AppState;
@@ -47,8 +47,10 @@ pub fn field_of(path: &str, message: &str) -> Option<String> {
     (path != ".").then(|| path.to_owned())
 }
 
-/// Parse `bytes` as JSON into `T`, with errors naming the field.
+/// Parse `bytes` as JSON into `T`, with errors naming the field (a key
+/// repeated in an object is one: see `body.rs`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    super::body::check_unique_keys(bytes)?;
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(path_error)
 }
@@ -114,9 +116,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::bad_request(None, e.body_text()))?;
+        let RawBody(bytes) = RawBody::<API_MAX_BODY>::from_request(req, state).await?;
         parse_body(&bytes).map(ApiJson)
     }
 }

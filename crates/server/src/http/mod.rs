@@ -5,9 +5,12 @@
 //! This is the bottom layer of the server: `services`, `api` and `ingest`
 //! import it; it imports none of them.
 
+pub mod body;
+pub mod client;
 pub mod conversion;
 pub mod error;
 pub mod extract;
+pub mod fallback;
 pub mod query;
 
 pub use error::{ApiError, ApiResult};

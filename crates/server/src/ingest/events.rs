@@ -1,6 +1,5 @@
 //! `POST /api/v1/events`: one event or `{"batch": [...]}`, idempotent by `event_id`.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -12,6 +11,7 @@ use tribute_core::identity::Claim;
 use tribute_core::FieldError;
 
 use super::{ingest_program, EventInput, UnknownVia};
+use crate::http::body::RawBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{field_of, parse_json, Auth};
 use crate::AppState;
@@ -35,7 +35,7 @@ struct Accepted {
 async fn create(
     State(state): State<AppState>,
     auth: Auth,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
     let value: Value = parse_json(&body)?;
     let (items, prefix_of): (Vec<Value>, fn(usize) -> String) = match value {

@@ -22,11 +22,15 @@ use tribute_core::program::Program;
 use tribute_core::tracking::{parse_click_id, parse_decimal_minor};
 use tribute_core::FieldError;
 
+use crate::http::body::RawBody;
 use crate::http::conversion::{ConversionView, Viewer};
 use crate::http::query::parse_query;
 use crate::http::{ApiError, ApiResult};
 use crate::services::conversions::record;
 use crate::AppState;
+
+/// Largest form body: a postback is a handful of short parameters.
+const MAX_FORM: usize = 16 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/postback", get(postback).post(postback_post))
@@ -58,7 +62,7 @@ async fn postback(
 async fn postback_post(
     State(state): State<AppState>,
     RawQuery(q): RawQuery,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody<MAX_FORM>,
 ) -> ApiResult<(StatusCode, Json<ConversionView>)> {
     let form = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request(None, "the body is not UTF-8"))?;

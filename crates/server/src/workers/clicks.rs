@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tribute_core::click::Click;
-use tribute_store::Store;
+use tribute_store::{Store, StoreError};
 
 use super::Worker;
 use crate::metrics::Counters;
@@ -72,6 +72,8 @@ pub fn spawn_writer(
             let (mut back, ok) = write_with_retry(&store, std::mem::take(&mut batch)).await;
             if ok {
                 Counters::add(&counters.clicks_written, n);
+            } else {
+                counters.clicks_dropped_at(n, chrono::Utc::now().timestamp_millis());
             }
             back.clear();
             batch = back;
@@ -91,6 +93,11 @@ async fn write_with_retry(store: &Store, mut batch: Vec<Click>) -> (Vec<Click>, 
             // The batch itself was lost (its writer thread died): nothing to retry.
             Err(e) if batch.is_empty() => {
                 tracing::error!(error = ?e, "click batch lost");
+                return (batch, false);
+            }
+            // The database file is gone for good: retrying only delays the count.
+            Err(e @ StoreError::Unavailable(_)) => {
+                tracing::error!(error = ?e, n = batch.len(), "click batch dropped");
                 return (batch, false);
             }
             Err(e) => {

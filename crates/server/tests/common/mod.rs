@@ -58,6 +58,9 @@ pub struct TestApp {
     /// An HTTP client that does not follow redirects.
     pub client: reqwest::Client,
     pub backend: Backend,
+    /// `http://127.0.0.1:<port>` of the separate `/metrics` listener, when
+    /// the config asks for one (`metrics_separate`).
+    pub metrics_address: Option<String>,
     server: Option<Server>,
     /// The database to destroy in [`TestApp::finish`] (`None` when the caller owns it).
     db: Option<TestDb>,
@@ -70,21 +73,47 @@ struct Server {
 
 /// Tribute on a fresh SQLite database.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_config()).await
+}
+
+/// The configuration tests run with unless they say otherwise.
+pub fn test_config() -> ServerConfig {
+    ServerConfig {
+        public_url: PUBLIC_URL.into(),
+        ..Default::default()
+    }
+}
+
+/// Tribute on a fresh SQLite database, configured with `config`.
+pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
     let db = TestDb::sqlite().await;
-    let mut app = start(db.store.clone(), Backend::Sqlite).await;
+    let mut app = start_with(db.store.clone(), Backend::Sqlite, config).await;
     app.db = Some(db);
     app
 }
 
 /// Tribute on `store` (the caller owns the database).
 pub async fn start(store: Store, backend: Backend) -> TestApp {
-    let config = ServerConfig {
-        public_url: PUBLIC_URL.into(),
-        ..Default::default()
-    };
-    let app = App::start(store.clone(), config)
+    start_with(store, backend, test_config()).await
+}
+
+/// Tribute on `store` with `config` (the caller owns the database).
+pub async fn start_with(store: Store, backend: Backend, config: ServerConfig) -> TestApp {
+    let separate = config.metrics_separate;
+    let mut app = App::start(store.clone(), config)
         .await
         .expect("starting the app");
+    let mut metrics_address = None;
+    if separate {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a free port for metrics");
+        metrics_address = Some(format!(
+            "http://{}",
+            listener.local_addr().expect("local address")
+        ));
+        app = app.with_metrics_listener(listener);
+    }
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding a free port");
@@ -105,6 +134,7 @@ pub async fn start(store: Store, backend: Backend) -> TestApp {
         admin_key,
         client,
         backend,
+        metrics_address,
         server: Some(Server { stop, task }),
         db: None,
     }
@@ -175,7 +205,7 @@ where
     let Some(db) = TestDb::of(backend).await else {
         return;
     };
-    let app = start(db.store.clone(), backend).await;
+    let app = start_with(db.store.clone(), backend, test_config()).await;
     let outcome = tokio::spawn(scenario(app)).await;
     db.destroy().await;
     if let Err(e) = outcome {

@@ -17,7 +17,6 @@ mod cors;
 mod events;
 mod script;
 
-use axum::body::Bytes;
 use axum::extract::{Query, RawQuery, State};
 use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderMap, StatusCode};
@@ -34,6 +33,7 @@ use self::cors::{check_origin, origin_refused, preflight, with_cors};
 use self::events::ingest;
 use self::script::script;
 use super::ingest_program;
+use crate::http::body::RawBody;
 use crate::http::query::parse_query;
 use crate::http::{ApiError, ApiResult};
 use crate::AppState;
@@ -131,14 +131,12 @@ async fn collect(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-    body: Bytes,
+    body: Result<RawBody<MAX_BODY>, ApiError>,
 ) -> Response {
-    if body.len() > MAX_BODY {
-        return ApiError::TooLarge {
-            message: format!("a batch may be at most {MAX_BODY} bytes"),
-        }
-        .into_response();
-    }
+    let body = match body {
+        Ok(RawBody(b)) => b,
+        Err(e) => return e.into_response(),
+    };
     // The key (query or body) decides the program, which decides CORS; only
     // then are the events read, so an allowed page can read its errors.
     let value: Value = match crate::http::extract::parse_json(&body) {

@@ -105,7 +105,9 @@ async fn receive(
     };
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::bad_request(None, format!("request too large: {limit}"))
+            ApiError::TooLarge {
+                message: format!("request too large: {limit}"),
+            }
         } else {
             ApiError::bad_request(None, e.body_text())
         }
@@ -117,7 +119,7 @@ async fn receive(
     {
         return Err(ApiError::bad_request(
             Some("Content-Encoding".to_owned()),
-            "compressed bodies are not supported: send plain JSON (gzip off)",
+            "only gzip and deflate bodies are supported",
         ));
     }
     let header_key = write_key_from_headers(&headers)?;
@@ -176,6 +178,7 @@ fn parse_value(body: &[u8]) -> ApiResult<Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(None, "the body is empty"));
     }
+    crate::http::body::check_unique_keys(body)?;
     serde_json::from_slice(body).map_err(|e| {
         let message = e.to_string();
         ApiError::bad_request(None, format!("malformed JSON: {message}"))
