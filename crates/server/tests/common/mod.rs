@@ -148,8 +148,7 @@ pub async fn insert_key(
     partner_id: Option<PartnerId>,
     program_id: Option<ProgramId>,
 ) -> String {
-    // Ingest keys made this way are secret, as every ingest key made before
-    // key kinds existed is.
+    // Secret, as every ingest key made before key kinds existed is.
     insert_key_of_kind(store, scope, KeyKind::Secret, partner_id, program_id).await
 }
 
