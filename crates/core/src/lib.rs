@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod link;
 pub mod money;
 pub mod partner;
+pub mod payout;
 pub mod postback;
 pub mod program;
 pub mod split;
