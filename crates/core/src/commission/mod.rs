@@ -15,6 +15,8 @@
 //! * [`credit`]: split the commission between the partners holding the
 //!   attribution credit, exactly.
 //! * [`overrides`]: what team leads earn on their members' commissions.
+//! * [`tiers`]: partner levels with a multiplier, and automatic promotion
+//!   and demotion by revenue or conversions over a window.
 //!
 //! # Integer money and rounding
 //!
@@ -32,6 +34,7 @@ pub mod credit;
 pub mod facts;
 pub mod overrides;
 pub mod rules;
+pub mod tiers;
 
 #[cfg(test)]
 mod proptests;
@@ -39,6 +42,8 @@ mod proptests;
 mod tests;
 #[cfg(test)]
 mod tests_choice;
+#[cfg(test)]
+mod tests_tiers;
 
 pub use compute::{
     decide, finish, select, CapApplied, Commission, CreditShare, Explanation, LineCommission,
@@ -50,6 +55,10 @@ pub use facts::{ConversionFacts, Earned, PartnerFacts, MAX_MULTIPLIER_BPS};
 pub use overrides::{overrides, team_chain, Override, OverridePlan};
 pub use rules::{
     Cap, CapPeriod, Duration, Reward, RewardRule, RuleEvent, RuleTerms, Scope, ScopeLevel,
+};
+pub use tiers::{
+    evaluate, multiplier_for, stat_windows, validate_set, PartnerStats, Threshold, Tier,
+    TierChange, TierMetric,
 };
 
 /// One whole in basis points: 10 000 bps = 100 % = a multiplier of ×1.
