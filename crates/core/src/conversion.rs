@@ -108,6 +108,8 @@ pub struct NewConversion {
     /// A digest of the request as sent, to tell a retry from a different
     /// request reusing the same idempotency key.
     pub fingerprint: Option<String>,
+    /// What the owner's backend says about the sale, for rule conditions.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 impl NewConversion {
@@ -164,6 +166,44 @@ pub fn reported_status(
             "may only be set with a secret key (browser conversions are pending)",
         )),
     }
+}
+
+/// The most keys a conversion's metadata may hold.
+pub const MAX_METADATA_KEYS: usize = 50;
+
+/// A conversion's metadata: at most [`MAX_METADATA_KEYS`] keys of plain
+/// text (1 to 64 characters), each a string (at most 500 characters), a
+/// whole number or a boolean: what rule conditions can compare.
+pub fn parse_metadata(
+    field: &str,
+    m: serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Map<String, serde_json::Value>, FieldError> {
+    use serde_json::Value;
+    if m.len() > MAX_METADATA_KEYS {
+        return Err(FieldError::new(
+            field,
+            format!("may hold at most {MAX_METADATA_KEYS} keys"),
+        ));
+    }
+    for (k, v) in &m {
+        let at = format!("{field}.{k}");
+        if k.is_empty() || k.chars().count() > 64 {
+            return Err(FieldError::new(at, "keys must be 1 to 64 characters"));
+        }
+        crate::text::check_plain_text(&at, k)?;
+        match v {
+            Value::String(s) if s.chars().count() <= 500 => crate::text::check_plain_text(&at, s)?,
+            Value::Number(n) if n.is_i64() => {}
+            Value::Bool(_) => {}
+            _ => {
+                return Err(FieldError::new(
+                    at,
+                    "must be a string of at most 500 characters, a whole number or a boolean",
+                ))
+            }
+        }
+    }
+    Ok(m)
 }
 
 /// Check that `currency` is the program's (no exchange rates configured).
@@ -518,6 +558,7 @@ mod tests {
             products: vec![],
             occurred_at: Utc::now(),
             fingerprint: None,
+            metadata: Default::default(),
         };
         assert_eq!(c.external_id().as_deref(), Some("segment:o-5000"));
         assert!(c.browser_reports().is_empty());

@@ -124,6 +124,18 @@ typed_id!(/// A reward rule's id (its versions share it).
     RewardRuleId, "rwr");
 typed_id!(/// A commission's id (a partner's or a team lead's override).
     CommissionId, "com");
+typed_id!(/// A journal entry's id (time-ordered: entries list in the order made).
+    EntryId, "jen");
+typed_id!(/// A refund's or chargeback's id.
+    RefundId, "rfd");
+typed_id!(/// A payout batch's id.
+    PayoutId, "pay");
+typed_id!(/// A partner's payout request's id.
+    PayoutRequestId, "prq");
+typed_id!(/// A tier's id.
+    TierId, "tir");
+typed_id!(/// An exchange rate's id.
+    FxRateId, "fxr");
 
 #[cfg(test)]
 mod tests {

@@ -455,4 +455,13 @@ pub struct Conversion {
     pub attribution: crate::attribution::Attribution,
     /// A digest of the request that created it (see `NewConversion::fingerprint`).
     pub request_hash: Option<String>,
+    /// Whose payment it is, for reward durations (`once`, N months,
+    /// lifetime): the customer id when reported, else the person.
+    pub customer_key: Option<String>,
+    /// What the owner's backend said about the sale, for rule conditions
+    /// (`sale.metadata.<key>`; `country` and `source` are the customer's).
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Set when the conversion came in another currency: the original
+    /// amount and the owner's rate used (`value` is the converted amount).
+    pub fx: Option<crate::fx::Converted>,
 }

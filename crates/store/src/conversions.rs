@@ -10,7 +10,8 @@ use tribute_core::tracking::{Conversion, ConversionStatus};
 use crate::{from_ms, on_unique, to_ms, Context, Page, Result, Store, StoreError};
 
 const COLUMNS: &str = "id, program_id, external_id, idempotency_key, person_id, status, \
-     value_minor, currency, products, click_id, coupon, occurred_at, received_at, attribution, request_hash";
+     value_minor, currency, products, click_id, coupon, occurred_at, received_at, attribution, request_hash, \
+     customer_key, metadata, fx";
 
 #[derive(FromRow)]
 struct ConversionRow {
@@ -29,6 +30,9 @@ struct ConversionRow {
     received_at: i64,
     attribution: String,
     request_hash: Option<String>,
+    customer_key: Option<String>,
+    metadata: String,
+    fx: Option<String>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -62,6 +66,14 @@ impl TryFrom<ConversionRow> for Conversion {
             attribution: serde_json::from_str(&r.attribution)
                 .map_err(|e| corrupt("attribution", e))?,
             request_hash: r.request_hash,
+            customer_key: r.customer_key,
+            metadata: serde_json::from_str(&r.metadata).map_err(|e| corrupt("metadata", e))?,
+            fx: r
+                .fx
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| corrupt("fx", e))?,
         })
     }
 }
@@ -150,11 +162,11 @@ impl Store {
     ) -> Result<()> {
         let attribution = serde_json::to_string(&c.attribution).expect("attribution serialises");
         let products = serde_json::to_string(&c.products).expect("products serialise");
-        let mut tx = self.pool().begin().await.context("starting conversion")?;
+        let mut tx = self.begin_write().await.context("starting conversion")?;
         on_unique(
             sqlx::query(&format!(
                 "INSERT INTO conversions ({COLUMNS}) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
             ))
             .bind(c.id.as_str())
             .bind(c.program_id.as_str())
@@ -171,6 +183,12 @@ impl Store {
             .bind(to_ms(c.received_at))
             .bind(attribution)
             .bind(c.request_hash.as_deref())
+            .bind(c.customer_key.as_deref())
+            .bind(serde_json::Value::Object(c.metadata.clone()).to_string())
+            .bind(
+                c.fx.as_ref()
+                    .map(|f| serde_json::to_string(f).expect("fx serialises")),
+            )
             .execute(&mut *tx)
             .await,
             "external_id",
@@ -200,16 +218,28 @@ impl Store {
             .context("inserting credit")?;
         }
         for external_id in supersedes {
-            sqlx::query(
+            let superseded: Vec<(String,)> = sqlx::query_as(
                 "UPDATE conversions SET status = 'superseded' \
-                 WHERE program_id = $1 AND external_id = $2 AND status = 'pending'",
+                 WHERE program_id = $1 AND external_id = $2 AND status = 'pending' RETURNING id",
             )
             .bind(c.program_id.as_str())
             .bind(external_id)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await
             .context("superseding a browser report")?;
+            // The browser's report earned commissions on hold; the server's
+            // conversion earns them now, so the held ones are voided.
+            for (id,) in superseded {
+                crate::commissions::void_conversion(
+                    &mut tx,
+                    &id,
+                    "superseded by the server's report of the same order",
+                    c.received_at,
+                )
+                .await?;
+            }
         }
+        crate::commissions::accrue_conversion(&mut tx, self.backend(), c).await?;
         tx.commit().await.context("committing conversion")?;
         Ok(())
     }

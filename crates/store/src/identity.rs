@@ -29,9 +29,14 @@ use crate::touches::{
 use crate::{to_ms, Backend, BoxFuture, Context, Result, Store, StoreError};
 
 fn advisory_key(program: &ProgramId) -> i64 {
+    advisory_key_of(program.as_str())
+}
+
+/// A PostgreSQL advisory lock key for an id.
+pub(crate) fn advisory_key_of(id: &str) -> i64 {
     // FNV-1a: stable across processes and versions, unlike std's hasher.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in program.as_str().bytes() {
+    for b in id.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }

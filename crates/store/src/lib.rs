@@ -13,16 +13,20 @@
 
 mod attribution;
 mod clicks;
+mod commissions;
 mod conversions;
 mod events;
 mod health;
 mod identity;
 mod keys;
+mod ledger;
 mod links;
 mod migrate;
 mod partners;
 mod programs;
+mod rules;
 mod secrets;
+mod settlement;
 mod sql;
 mod sqlite_batch;
 #[cfg(feature = "test-support")]
@@ -41,8 +45,10 @@ pub use attribution::{ConversionJourney, StoredFit};
 pub use clicks::{MetricsBySource, PartnerMetrics};
 pub use conversions::{ConversionFilter, Credit};
 pub use events::IngestOutcome;
+pub use ledger::{CommissionFilter, LedgerFilter, StoredCommission, StoredEntry};
 pub use links::OwnedFilter;
 pub use partners::PartnerFilter;
+pub use settlement::{NewRefund, RefundKind, StoredRefund};
 pub use touches::NewTouch;
 pub use tracking_settings::{PostbackTokenHash, ProgramTracking};
 

@@ -42,6 +42,7 @@ const SQLITE: &[Migration] = migrations!("sqlite":
     5 => "0005_postback_token_hash.sql" then hash_postback_tokens,
     6 => "0006_conversion_reports.sql",
     7 => "0007_identity_claims.sql",
+    8 => "0008_commissions.sql",
 );
 
 const POSTGRES: &[Migration] = migrations!("postgres":
@@ -52,6 +53,7 @@ const POSTGRES: &[Migration] = migrations!("postgres":
     5 => "0005_postback_token_hash.sql" then hash_postback_tokens,
     6 => "0006_conversion_reports.sql",
     7 => "0007_identity_claims.sql",
+    8 => "0008_commissions.sql",
 );
 
 /// Migration 5: replace each postback token still stored in clear (a hash

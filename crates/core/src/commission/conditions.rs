@@ -442,6 +442,15 @@ impl Condition {
     }
 
     /// Whether any test reads `sale.sku` (then the rule pays line by line).
+    /// Whether any test reads a field `pred` accepts (the store gathers
+    /// costly facts, such as a partner's totals, only when a rule reads them).
+    pub fn mentions(&self, pred: &impl Fn(&Field) -> bool) -> bool {
+        match self {
+            Self::All(v) | Self::Any(v) => v.iter().any(|c| c.mentions(pred)),
+            Self::Test(p) => pred(&p.field),
+        }
+    }
+
     pub fn mentions_sku(&self) -> bool {
         match self {
             Self::All(v) | Self::Any(v) => v.iter().any(Self::mentions_sku),

@@ -28,6 +28,7 @@
 //! Splitting an amount into parts uses [`crate::split`] (largest remainder),
 //! so parts always add up to the whole.
 
+pub mod accrual;
 pub mod compute;
 pub mod conditions;
 pub mod credit;
@@ -45,6 +46,7 @@ mod tests_choice;
 #[cfg(test)]
 mod tests_tiers;
 
+pub use accrual::{plan, Accrual, CommissionKind, Planned};
 pub use compute::{
     decide, finish, select, CapApplied, Commission, CreditShare, Explanation, LineCommission,
     Selected,

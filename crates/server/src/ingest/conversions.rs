@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tribute_core::conversion::{
-    conversion_value, parse_external_id, program_currency, reported_status, NewConversion,
-    Reporter, MAX_EXTERNAL_ID,
+    conversion_value, parse_external_id, parse_metadata, program_currency, reported_status,
+    NewConversion, Reporter, MAX_EXTERNAL_ID,
 };
 use tribute_core::coupon::CouponCode;
 use tribute_core::identity::{Claim, RawIdentifiers};
@@ -54,6 +54,10 @@ pub struct ConversionInput {
     pub click_id: Option<String>,
     pub coupon: Option<String>,
     pub occurred_at: Option<String>,
+    /// Facts about the sale for reward rule conditions (`sale.metadata.*`;
+    /// `country` and `source` are the customer's).
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ConversionInput {
@@ -105,6 +109,7 @@ impl ConversionInput {
             products: self.products,
             occurred_at: parse_occurred_at("occurred_at", self.occurred_at.as_deref(), now)?,
             fingerprint,
+            metadata: parse_metadata("metadata", self.metadata)?,
         })
     }
 }

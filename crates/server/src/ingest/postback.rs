@@ -146,6 +146,7 @@ impl PostbackQuery {
             products: Vec::new(),
             occurred_at: now,
             fingerprint: None,
+            metadata: Default::default(),
         })
     }
 }

@@ -127,7 +127,7 @@ async fn record_now(
         program_id: program.id.clone(),
         external_id,
         idempotency_key,
-        person_id: Some(person),
+        person_id: Some(person.clone()),
         status,
         value: new.value,
         products: new.products.clone(),
@@ -137,6 +137,14 @@ async fn record_now(
         received_at: now,
         attribution,
         request_hash: new.fingerprint.clone(),
+        customer_key: new
+            .ids
+            .customer_id
+            .as_ref()
+            .map(|c| format!("customer:{c}"))
+            .or_else(|| Some(format!("person:{person}"))),
+        metadata: new.metadata.clone(),
+        fx: None,
     };
     let supersedes = new.browser_reports();
     match state

@@ -262,6 +262,9 @@ pub fn conversion(
         received_at: at,
         attribution,
         request_hash: None,
+        customer_key: None,
+        metadata: Default::default(),
+        fx: None,
     }
 }
 

@@ -208,6 +208,7 @@ async fn item(
             products: order.products,
             occurred_at,
             fingerprint: None,
+            metadata: Default::default(),
         };
         return Ok(Item::Conversion(Box::new(new)));
     }

@@ -391,6 +391,7 @@ impl Ctx<'_> {
             products: order.products,
             occurred_at,
             fingerprint: None,
+            metadata: Default::default(),
         })
     }
 }
