@@ -80,6 +80,39 @@ fn parse_account(program: &ProgramId, partner: Option<&str>, account: &str) -> R
     }
 }
 
+/// A fresh entry id that sorts after every id this process made before:
+/// 10 base62 digits of a strictly increasing microsecond clock, then 12
+/// random characters. Entries list in the order they were made (an
+/// accrual before its overrides, a release after its accrual) even within
+/// one millisecond; across nodes they interleave by time.
+fn next_entry_id() -> EntryId {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = Utc::now().timestamp_micros().max(0);
+    let mut prev = LAST.load(Ordering::Relaxed);
+    let micros = loop {
+        let next = now.max(prev + 1);
+        match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break next,
+            Err(p) => prev = p,
+        }
+    };
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut n = micros as u64;
+    let mut out = [b'0'; 10];
+    for d in out.iter_mut().rev() {
+        *d = DIGITS[(n % 62) as usize];
+        n /= 62;
+    }
+    let text = format!(
+        "{}_{}{}",
+        EntryId::PREFIX,
+        std::str::from_utf8(&out).expect("base62 digits are ASCII"),
+        tribute_core::ids::random_base62(12)
+    );
+    EntryId::parse(&text).expect("a well-formed entry id")
+}
+
 /// What an entry is linked to besides its commission.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct EntryLinks<'a> {
@@ -95,7 +128,7 @@ pub(crate) async fn append(
     links: EntryLinks<'_>,
     at: DateTime<Utc>,
 ) -> Result<EntryId> {
-    let id = EntryId::generate_ordered(to_ms(Utc::now()));
+    let id = next_entry_id();
     sqlx::query(
         "INSERT INTO ledger_entries (id, program_id, kind, commission_id, conversion_id, \
          payout_id, memo, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
