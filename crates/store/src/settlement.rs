@@ -62,7 +62,7 @@ pub struct NewRefund {
 }
 
 impl Store {
-    async fn lock(&self, conn: &mut sqlx::AnyConnection, id: &str) -> Result<()> {
+    pub(crate) async fn lock(&self, conn: &mut sqlx::AnyConnection, id: &str) -> Result<()> {
         if self.backend() == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(advisory_key_of(id))

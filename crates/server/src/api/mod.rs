@@ -5,12 +5,14 @@
 //! record, links, coupons, clicks and metrics (anything else answers 404).
 
 mod attribution;
+mod commissions;
 mod conversions;
 mod coupons;
 mod keys;
 mod links;
 mod partners;
 mod programs;
+mod refunds;
 
 use axum::Router;
 use serde::{Deserialize, Deserializer};
@@ -31,6 +33,8 @@ pub fn router() -> Router<AppState> {
         .merge(keys::router())
         .merge(conversions::router())
         .merge(attribution::router())
+        .merge(commissions::router())
+        .merge(refunds::router())
 }
 
 /// For PATCH bodies: tells "absent" (`None`) from "set to null" (`Some(None)`).
