@@ -56,6 +56,8 @@ pub struct ServerConfig {
     /// Whether `/metrics` is served on its own address ([`App::metrics_router`])
     /// rather than on the main one behind an admin key.
     pub metrics_separate: bool,
+    /// How often commissions whose hold period is over are posted.
+    pub release_every: Duration,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +68,7 @@ impl Default for ServerConfig {
             click_queue: 65_536,
             limits: ratelimit::RateLimits::default(),
             metrics_separate: false,
+            release_every: Duration::from_secs(60),
         }
     }
 }
@@ -187,6 +190,8 @@ const KEY_MISS_TTL: Duration = Duration::from_secs(5);
 pub struct App {
     pub state: AppState,
     workers: Vec<Worker>,
+    /// Stops the periodic jobs when the server stops.
+    stop_periodic: tokio::sync::watch::Sender<bool>,
     /// Where `/metrics` is served alone, without a key (`--metrics-listen`).
     metrics_listener: Option<TcpListener>,
 }
@@ -201,6 +206,8 @@ impl App {
         let (clicks, click_writer) =
             workers::clicks::spawn_writer(store.clone(), config.click_queue, counters.clone());
         let (events, event_writer) = workers::events::EventWriter::spawn(store.clone());
+        let (stop_periodic, stopping) = tokio::sync::watch::channel(false);
+        let release = workers::release::spawn(store.clone(), config.release_every, stopping);
         let guard = |limiter, filter| {
             Arc::new(ratelimit::Guard {
                 limiter,
@@ -246,7 +253,8 @@ impl App {
         }));
         Ok(Self {
             state,
-            workers: vec![click_writer, event_writer],
+            workers: vec![click_writer, event_writer, release],
+            stop_periodic,
             metrics_listener: None,
         })
     }
@@ -273,6 +281,7 @@ impl App {
         let Self {
             state,
             workers,
+            stop_periodic,
             metrics_listener,
         } = self;
         // Both listeners stop together: the metrics server holds the state
@@ -301,6 +310,7 @@ impl App {
         }
         // The queues close when the last state (and its queue handles) goes.
         drop(state);
+        let _ = stop_periodic.send(true);
         for w in workers {
             w.finish().await;
         }

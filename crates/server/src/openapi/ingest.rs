@@ -150,8 +150,27 @@ fn conversion_input() -> Value {
             nullable(json!({"anyOf": [coupon_code(), pattern(r"^\s*$", 64)]})),
         ),
         ("occurred_at", occurred_at()),
+        ("metadata", metadata()),
     ]);
     object(&props, &["program_id", "value", "currency"])
+}
+
+/// A conversion's metadata (`tribute_core::conversion::parse_metadata`):
+/// what reward rule conditions read (`sale.metadata.<key>`; `country` and
+/// `source` are the customer's).
+fn metadata() -> Value {
+    let mut key = optional_label(64);
+    key["minLength"] = json!(1);
+    json!({
+        "type": "object",
+        "maxProperties": tribute_core::conversion::MAX_METADATA_KEYS,
+        "propertyNames": key,
+        "additionalProperties": {"anyOf": [
+            optional_label(500), integer(i64::MIN, i64::MAX), {"type": "boolean"},
+        ]},
+        "description": "facts about the sale for reward rule conditions: `sale.metadata.<key>`; \
+            `country` (ISO 3166-1 alpha-2) and `source` are the customer's",
+    })
 }
 
 fn conversion() -> Value {

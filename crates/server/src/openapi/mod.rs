@@ -10,6 +10,7 @@
 //! One file per resource; [`schema`] holds the building blocks.
 
 mod attribution;
+mod commissions;
 mod ingest;
 mod keys;
 mod links;
@@ -57,6 +58,7 @@ pub fn document() -> Value {
         (ingest::schemas(), ingest::paths()),
         (attribution::schemas(), attribution::paths()),
         (keys::schemas(), keys::paths()),
+        (commissions::schemas(), commissions::paths()),
     ];
     for (s, p) in parts {
         schemas.extend(s.into_iter().map(|(k, v)| (k.to_owned(), v)));

@@ -1,12 +1,15 @@
 //! Background workers: each drains a queue that request handlers feed
 //! (clicks from redirects, events from ingestion) and commits in batches.
 //!
+//! Periodic jobs (`release`) run until the server stops.
+//!
 //! They share one shape: `spawn` returns the queue's handle and a
 //! [`Worker`]; when every handle is dropped the queue closes, and
 //! [`Worker::finish`] waits until the worker has committed what was left.
 
 pub mod clicks;
 pub mod events;
+pub mod release;
 
 use std::future::Future;
 
