@@ -297,6 +297,7 @@ pub(crate) async fn conversion_facts(
         metadata: c.metadata.clone(),
         customer_country: text("country"),
         customer_source: text("source"),
+        units: 1,
     })
 }
 
@@ -365,7 +366,7 @@ pub(crate) async fn plan_sale(
     };
     let accrual = Accrual {
         program_id: &c.program_id,
-        conversion_id: &c.id,
+        conversion_id: Some(&c.id),
         attribution: (!manual).then_some(&c.attribution),
         facts: &facts,
         credited: &partners,
@@ -376,33 +377,71 @@ pub(crate) async fn plan_sale(
         .map_err(|e| StoreError::Corrupt(format!("planning commissions: {e}")))
 }
 
+/// What a planned commission pays on, as written beside it.
+pub(crate) struct Source<'a> {
+    pub program_id: &'a ProgramId,
+    pub conversion_id: Option<&'a ConversionId>,
+    pub person_id: Option<&'a str>,
+    /// `sale`, `lead` or `click`.
+    pub event: &'static str,
+    /// What makes a lead or a run of clicks paid once (unique).
+    pub source_key: Option<String>,
+    pub currency: &'a str,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl<'a> Source<'a> {
+    pub fn sale(c: &'a Conversion) -> Self {
+        Self {
+            program_id: &c.program_id,
+            conversion_id: Some(&c.id),
+            person_id: c.person_id.as_ref().map(|p| p.as_str()),
+            event: "sale",
+            source_key: None,
+            currency: c.value.currency.as_str(),
+            occurred_at: c.occurred_at,
+        }
+    }
+}
+
 /// Write planned commissions and their accrual entries.
 pub(crate) async fn write_planned(
     conn: &mut AnyConnection,
-    c: &Conversion,
+    src: &Source<'_>,
     planned: &[Planned],
     held: bool,
     hold_days: i64,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let payable_at = c.occurred_at + Duration::days(hold_days);
-    for p in planned {
+    let payable_at = src.occurred_at + Duration::days(hold_days);
+    for (n, p) in planned.iter().enumerate() {
+        // One source key per source: the commission carries it, its
+        // overrides carry it with their position (still unique).
+        let key = src.source_key.as_ref().map(|k| {
+            if n == 0 {
+                k.clone()
+            } else {
+                format!("{k}#{n}")
+            }
+        });
         sqlx::query(
             "INSERT INTO commissions (id, program_id, partner_id, kind, event, level, \
              conversion_id, person_id, source_key, derives_from, currency, accrued, pending, \
              posted, voided, held, payable_at, status, rule_id, rule_version, explanation, \
-             payout_id, occurred_at, created_at) VALUES ($1, $2, $3, $4, 'sale', $5, $6, $7, \
-             NULL, $8, $9, $10, $10, 0, 0, $11, $12, $13, $14, $15, $16, NULL, $17, $18)",
+             payout_id, occurred_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+             $9, $10, $11, $12, $12, 0, 0, $13, $14, $15, $16, $17, $18, NULL, $19, $20)",
         )
         .bind(p.id.as_str())
-        .bind(c.program_id.as_str())
+        .bind(src.program_id.as_str())
         .bind(p.partner_id.as_str())
         .bind(p.kind.as_str())
+        .bind(src.event)
         .bind(i64::from(p.level))
-        .bind(c.id.as_str())
-        .bind(c.person_id.as_ref().map(|x| x.as_str()))
+        .bind(src.conversion_id.map(|x| x.as_str()))
+        .bind(src.person_id)
+        .bind(key)
         .bind(p.derives_from.as_ref().map(|x| x.as_str()))
-        .bind(c.value.currency.as_str())
+        .bind(src.currency)
         .bind(p.amount.minor)
         .bind(i64::from(held))
         .bind(to_ms(payable_at))
@@ -410,16 +449,16 @@ pub(crate) async fn write_planned(
         .bind(p.rule.as_ref().map(|(id, _)| id.as_str()))
         .bind(p.rule.as_ref().map(|(_, v)| i64::from(*v)))
         .bind(p.explanation.to_string())
-        .bind(to_ms(c.occurred_at))
+        .bind(to_ms(src.occurred_at))
         .bind(to_ms(now))
         .execute(&mut *conn)
         .await
         .context("inserting a commission")?;
         let links = EntryLinks {
-            conversion_id: Some(&c.id),
+            conversion_id: src.conversion_id,
             payout_id: None,
         };
-        append(conn, &c.program_id, &p.entry, links, now).await?;
+        append(conn, src.program_id, &p.entry, links, now).await?;
     }
     Ok(())
 }
@@ -452,7 +491,15 @@ pub(crate) async fn accrue_conversion(
         .map(|p| (p.partner_id.clone(), p.weight))
         .collect();
     let planned = plan_sale(tx, backend, c, &credited, &rules, &terms, false).await?;
-    write_planned(tx, c, &planned, held, terms.hold_days, c.received_at).await
+    write_planned(
+        tx,
+        &Source::sale(c),
+        &planned,
+        held,
+        terms.hold_days,
+        c.received_at,
+    )
+    .await
 }
 
 /// The positions of a conversion's commissions and overrides.

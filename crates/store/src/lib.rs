@@ -11,6 +11,7 @@
 //! queries that read it, and turned into `tribute_core` values there;
 //! nothing outside this crate sees SQL.
 
+mod accrual_jobs;
 mod attribution;
 mod clicks;
 mod commissions;

@@ -7,7 +7,9 @@ use serde::Serialize;
 use tribute_core::ids::{CommissionId, PartnerId};
 use tribute_core::tracking::Conversion;
 
-use crate::commissions::{current_rules, plan_sale, positions_of, program_terms, write_planned};
+use crate::commissions::{
+    current_rules, plan_sale, positions_of, program_terms, write_planned, Source,
+};
 use crate::ledger::{append, save_position, EntryLinks};
 use crate::{corrupt, Context, Result, Store, StoreError};
 
@@ -191,7 +193,15 @@ impl Store {
             }
         }
         let held = conversion.status == tribute_core::tracking::ConversionStatus::Pending;
-        write_planned(&mut tx, conversion, &increases, held, terms.hold_days, now).await?;
+        write_planned(
+            &mut tx,
+            &Source::sale(conversion),
+            &increases,
+            held,
+            terms.hold_days,
+            now,
+        )
+        .await?;
         tx.commit().await.context("committing recompute")?;
         Ok(out)
     }

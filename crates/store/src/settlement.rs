@@ -10,7 +10,9 @@ use tribute_core::ids::{CommissionId, ConversionId, EntryId, PartnerId, ProgramI
 use tribute_core::ledger::{adjust, refund};
 use tribute_core::tracking::Conversion;
 
-use crate::commissions::{current_rules, plan_sale, positions_of, program_terms, write_planned};
+use crate::commissions::{
+    current_rules, plan_sale, positions_of, program_terms, write_planned, Source,
+};
 use crate::identity::advisory_key_of;
 use crate::ledger::{append, save_position, EntryLinks, PositionRow, POSITION_COLUMNS};
 use crate::{corrupt, from_ms, to_ms, Backend, Context, Result, Store, StoreError};
@@ -336,7 +338,15 @@ impl Store {
         )
         .await?;
         let held = conversion.status == tribute_core::tracking::ConversionStatus::Pending;
-        write_planned(&mut tx, conversion, &planned, held, terms.hold_days, now).await?;
+        write_planned(
+            &mut tx,
+            &Source::sale(conversion),
+            &planned,
+            held,
+            terms.hold_days,
+            now,
+        )
+        .await?;
         tx.commit().await.context("committing assignment")?;
         Ok(planned.into_iter().map(|p| p.id).collect())
     }

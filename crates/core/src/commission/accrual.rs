@@ -77,7 +77,8 @@ pub struct Planned {
 /// Everything [`plan`] needs about one conversion.
 pub struct Accrual<'a> {
     pub program_id: &'a ProgramId,
-    pub conversion_id: &'a ConversionId,
+    /// The conversion it pays on; `None` for a lead or a run of clicks.
+    pub conversion_id: Option<&'a ConversionId>,
     /// The attribution, for the touches each explanation names; `None` for
     /// a manual assignment (the owner's word is the reason).
     pub attribution: Option<&'a Attribution>,

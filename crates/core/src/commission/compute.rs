@@ -167,7 +167,7 @@ fn gross<'r>(
         }
         let gross = match reward {
             Reward::Percentage { rate_bps } => apply_bps(i128::from(conv.value.minor), rate_bps),
-            Reward::Fixed { amount } => i128::from(amount),
+            Reward::Fixed { amount } => i128::from(amount) * i128::from(conv.units),
         };
         return Ok(Some(Selected {
             rule,

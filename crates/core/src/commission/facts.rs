@@ -37,6 +37,10 @@ pub struct ConversionFacts {
     pub customer_country: Option<String>,
     /// Where the customer came from (a source or channel name), if known.
     pub customer_source: Option<String>,
+    /// How many of the event a fixed reward pays for: 1 for a sale or a
+    /// lead; the number of clicks when a run of clicks is paid at once (so
+    /// the multiplier, the cap and the overrides apply to the run's total).
+    pub units: i64,
 }
 
 impl ConversionFacts {
@@ -52,6 +56,12 @@ impl ConversionFacts {
             return Err(FieldError::new(
                 "value",
                 format!("must be between 0 and {MAX_MINOR} minor units"),
+            ));
+        }
+        if !(1..=MAX_MINOR).contains(&self.units) {
+            return Err(FieldError::new(
+                "units",
+                format!("must be between 1 and {MAX_MINOR}"),
             ));
         }
         for (i, p) in self.products.iter().enumerate() {

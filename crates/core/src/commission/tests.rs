@@ -32,6 +32,7 @@ pub(super) fn sale(value: i64) -> ConversionFacts {
         metadata: Map::new(),
         customer_country: None,
         customer_source: None,
+        units: 1,
     }
 }
 
@@ -438,4 +439,25 @@ fn condition_groups_combine_tests_with_and_or_nesting() {
             "case {case}"
         );
     }
+}
+
+#[test]
+fn a_fixed_click_reward_pays_every_click_of_a_run_then_the_cap_cuts_the_total() {
+    let r = rule(
+        "rwr_clicks",
+        json!({"name": "per click", "event": "click", "kind": "fixed", "amount": 5,
+               "cap": {"amount": 120, "period": "day"}}),
+    );
+    let mut run = sale(0);
+    run.event = RuleEvent::Click;
+    run.units = 30;
+    let mut p = partner("ptn_a");
+    p.multiplier_bps = 15_000;
+    let c = decide(std::slice::from_ref(&r), &run, &p).unwrap().unwrap();
+    // 30 clicks × 5 = 150, × 1.5 = 225, cut to the day's cap of 120.
+    assert_eq!(c.explanation.gross, 150);
+    assert_eq!(c.explanation.multiplied, 225);
+    assert_eq!(c.amount.minor, 120);
+    run.units = 0;
+    assert_eq!(decide(&[r], &run, &p).unwrap_err().field, "units");
 }
