@@ -29,7 +29,12 @@ fn money(minor: i64) -> String {
 
 /// One line of explanation for a commission (or override).
 fn explain(e: &Value, names: &BTreeMap<String, String>) -> String {
-    let name = |v: &Value| names.get(v.as_str().unwrap_or("")).cloned().unwrap_or_default();
+    let name = |v: &Value| {
+        names
+            .get(v.as_str().unwrap_or(""))
+            .cloned()
+            .unwrap_or_default()
+    };
     if e["kind"] == json!("override") {
         return format!(
             "override level {}: {} % of {}'s commission of {} (chain: {})",
@@ -66,7 +71,10 @@ fn explain(e: &Value, names: &BTreeMap<String, String>) -> String {
 
 fn account(a: &Value, names: &BTreeMap<String, String>) -> String {
     if let Some(p) = a.get("partner") {
-        let who = names.get(p[0].as_str().unwrap_or("")).cloned().unwrap_or_default();
+        let who = names
+            .get(p[0].as_str().unwrap_or(""))
+            .cloned()
+            .unwrap_or_default();
         format!("{who}:{}", p[1].as_str().unwrap_or(""))
     } else {
         format!("program:{}", a["program"][1].as_str().unwrap_or(""))
@@ -107,7 +115,11 @@ async fn the_worked_example_in_docs_commissions_md_is_what_the_server_does(app: 
         if let Some(l) = lead {
             body["team_lead_id"] = json!(ids[l]);
         }
-        let p = app.post("/partners", &app.admin_key, &body).await.ok(201).clone();
+        let p = app
+            .post("/partners", &app.admin_key, &body)
+            .await
+            .ok(201)
+            .clone();
         ids.insert(slug, str_of(&p, "id").to_owned());
         names.insert(str_of(&p, "id").to_owned(), slug.to_owned());
     }
@@ -155,7 +167,10 @@ async fn the_worked_example_in_docs_commissions_md_is_what_the_server_does(app: 
     .ok(201);
 
     let commissions = app
-        .get(&format!("/commissions?conversion_id={cid}&limit=100"), &app.admin_key)
+        .get(
+            &format!("/commissions?conversion_id={cid}&limit=100"),
+            &app.admin_key,
+        )
         .await
         .ok(200)["data"]
         .as_array()
@@ -164,10 +179,16 @@ async fn the_worked_example_in_docs_commissions_md_is_what_the_server_does(app: 
     let mut labels = BTreeMap::new();
     for c in &commissions {
         let who = &names[str_of(c, "partner_id")];
-        labels.insert(str_of(c, "id").to_owned(), format!("{who}'s {}", str_of(c, "kind")));
+        labels.insert(
+            str_of(c, "id").to_owned(),
+            format!("{who}'s {}", str_of(c, "kind")),
+        );
     }
     let ledger = app
-        .get(&format!("/ledger?program_id={pid}&limit=100"), &app.admin_key)
+        .get(
+            &format!("/ledger?program_id={pid}&limit=100"),
+            &app.admin_key,
+        )
         .await
         .ok(200)["data"]
         .as_array()
@@ -177,7 +198,11 @@ async fn the_worked_example_in_docs_commissions_md_is_what_the_server_does(app: 
     let mut doc = String::new();
     doc.push_str(include_str!("commissions_doc/intro.md"));
     writeln!(doc, "\n## The commissions\n").unwrap();
-    writeln!(doc, "| partner | kind | accrued | reversed | status | why |").unwrap();
+    writeln!(
+        doc,
+        "| partner | kind | accrued | reversed | status | why |"
+    )
+    .unwrap();
     writeln!(doc, "|---|---|---:|---:|---|---|").unwrap();
     let mut rows: Vec<&Value> = commissions.iter().collect();
     rows.sort_by_key(|c| (c["level"].as_i64(), names[str_of(c, "partner_id")].clone()));
@@ -195,7 +220,11 @@ async fn the_worked_example_in_docs_commissions_md_is_what_the_server_does(app: 
         .unwrap();
     }
     writeln!(doc, "\n## Every ledger line\n").unwrap();
-    writeln!(doc, "Lines are what flows into each account (negative: out of it); each entry sums to zero.\n").unwrap();
+    writeln!(
+        doc,
+        "Lines are what flows into each account (negative: out of it); each entry sums to zero.\n"
+    )
+    .unwrap();
     for (n, e) in ledger.iter().enumerate() {
         let about = e["commission_id"]
             .as_str()
@@ -203,13 +232,23 @@ async fn the_worked_example_in_docs_commissions_md_is_what_the_server_does(app: 
             .cloned()
             .unwrap_or_default();
         let memo = str_of(e, "memo");
-        let memo = if memo.is_empty() { String::new() } else { format!(" — “{memo}”") };
+        let memo = if memo.is_empty() {
+            String::new()
+        } else {
+            format!(" — “{memo}”")
+        };
         writeln!(doc, "{}. **{}** of {about}{memo}", n + 1, str_of(e, "kind")).unwrap();
         let mut sum = 0;
         for l in e["lines"].as_array().unwrap() {
             let amount = l["amount"].as_i64().unwrap();
             sum += amount;
-            writeln!(doc, "   - `{}` {}", account(&l["account"], &names), money(amount)).unwrap();
+            writeln!(
+                doc,
+                "   - `{}` {}",
+                account(&l["account"], &names),
+                money(amount)
+            )
+            .unwrap();
         }
         assert_eq!(sum, 0, "entry {n} balances");
     }
@@ -222,7 +261,10 @@ async fn the_worked_example_in_docs_commissions_md_is_what_the_server_does(app: 
     writeln!(doc, "|---|---:|---:|---:|").unwrap();
     for slug in &balances {
         let b = app
-            .get(&format!("/partners/{}/balance", ids[slug.as_str()]), &app.admin_key)
+            .get(
+                &format!("/partners/{}/balance", ids[slug.as_str()]),
+                &app.admin_key,
+            )
             .await
             .ok(200)
             .clone();
@@ -241,13 +283,20 @@ async fn the_worked_example_in_docs_commissions_md_is_what_the_server_does(app: 
         .iter()
         .map(|c| {
             (
-                (names[str_of(c, "partner_id")].clone(), str_of(c, "kind").to_owned()),
+                (
+                    names[str_of(c, "partner_id")].clone(),
+                    str_of(c, "kind").to_owned(),
+                ),
                 (c["amount"].as_i64().unwrap(), c["voided"].as_i64().unwrap()),
             )
         })
         .collect();
     let k = |s: &str, kind: &str| (s.to_owned(), kind.to_owned());
-    assert_eq!(by[&k("ana", "commission")], (2_000, 600), "1/3 of 50.00 is 16.67, ×1.2 gold");
+    assert_eq!(
+        by[&k("ana", "commission")],
+        (2_000, 600),
+        "1/3 of 50.00 is 16.67, ×1.2 gold"
+    );
     assert_eq!(by[&k("ben", "commission")], (1_667, 500));
     assert_eq!(by[&k("cleo", "commission")], (1_666, 500));
     assert_eq!(by[&k("lea", "override")], (200, 60), "10 % of ana's 20.00");
