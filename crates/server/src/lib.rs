@@ -56,6 +56,9 @@ pub struct ServerConfig {
     /// Whether `/metrics` is served on its own address ([`App::metrics_router`])
     /// rather than on the main one behind an admin key.
     pub metrics_separate: bool,
+    /// How often every program's partners are moved between tiers
+    /// (`workers::tiers`; also on demand with `POST /api/v1/tiers/evaluate`).
+    pub tier_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +69,7 @@ impl Default for ServerConfig {
             click_queue: 65_536,
             limits: ratelimit::RateLimits::default(),
             metrics_separate: false,
+            tier_interval: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -106,6 +110,8 @@ pub struct AppInner {
     pub bots: Arc<BotDetector>,
     pub hasher: Arc<VisitorHasher>,
     pub counters: Arc<metrics::Counters>,
+    /// Keeps the tier evaluator running while the state lives.
+    _tiers: workers::tiers::TierSchedule,
 }
 
 impl AppState {
@@ -201,6 +207,7 @@ impl App {
         let (clicks, click_writer) =
             workers::clicks::spawn_writer(store.clone(), config.click_queue, counters.clone());
         let (events, event_writer) = workers::events::EventWriter::spawn(store.clone());
+        let (tiers, tier_evaluator) = workers::tiers::spawn(store.clone(), config.tier_interval);
         let guard = |limiter, filter| {
             Arc::new(ratelimit::Guard {
                 limiter,
@@ -243,10 +250,11 @@ impl App {
             bots: Arc::new(BotDetector::default()),
             hasher: Arc::new(VisitorHasher::new(key.as_bytes())),
             counters,
+            _tiers: tiers,
         }));
         Ok(Self {
             state,
-            workers: vec![click_writer, event_writer],
+            workers: vec![click_writer, event_writer, tier_evaluator],
             metrics_listener: None,
         })
     }

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`: programs, partners, links, coupons,
-//! conversions, metrics and the attribution tools.
+//! conversions, metrics, the attribution tools, and what commissions are
+//! computed with (reward rules, tiers, exchange rates).
 //!
 //! Admin keys see everything; a partner key sees only its own partner
 //! record, links, coupons, clicks and metrics (anything else answers 404).
@@ -7,10 +8,13 @@
 mod attribution;
 mod conversions;
 mod coupons;
+mod fx_rates;
 mod keys;
 mod links;
 mod partners;
 mod programs;
+mod reward_rules;
+mod tiers;
 
 use axum::Router;
 use serde::{Deserialize, Deserializer};
@@ -31,6 +35,9 @@ pub fn router() -> Router<AppState> {
         .merge(keys::router())
         .merge(conversions::router())
         .merge(attribution::router())
+        .merge(reward_rules::router())
+        .merge(tiers::router())
+        .merge(fx_rates::router())
 }
 
 /// For PATCH bodies: tells "absent" (`None`) from "set to null" (`Some(None)`).

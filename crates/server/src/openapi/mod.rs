@@ -10,12 +10,14 @@
 //! One file per resource; [`schema`] holds the building blocks.
 
 mod attribution;
+mod commission_rules;
 mod ingest;
 mod keys;
 mod links;
 mod partners;
 mod programs;
 pub mod schema;
+mod tiers;
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -57,6 +59,8 @@ pub fn document() -> Value {
         (ingest::schemas(), ingest::paths()),
         (attribution::schemas(), attribution::paths()),
         (keys::schemas(), keys::paths()),
+        (commission_rules::schemas(), commission_rules::paths()),
+        (tiers::schemas(), tiers::paths()),
     ];
     for (s, p) in parts {
         schemas.extend(s.into_iter().map(|(k, v)| (k.to_owned(), v)));

@@ -1,5 +1,6 @@
 //! Background workers: each drains a queue that request handlers feed
-//! (clicks from redirects, events from ingestion) and commits in batches.
+//! (clicks from redirects, events from ingestion) and commits in batches,
+//! or runs on a schedule (tier evaluation).
 //!
 //! They share one shape: `spawn` returns the queue's handle and a
 //! [`Worker`]; when every handle is dropped the queue closes, and
@@ -7,6 +8,7 @@
 
 pub mod clicks;
 pub mod events;
+pub mod tiers;
 
 use std::future::Future;
 
