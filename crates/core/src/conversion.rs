@@ -95,6 +95,8 @@ pub struct NewConversion {
     /// What makes a retry of the same report idempotent when there is no
     /// order id (an `Idempotency-Key` header, a snippet event id).
     pub idempotency_key: Option<String>,
+    /// The value as reported, in the currency reported: converted into the
+    /// program's when the conversion is recorded (see [`reported_currency`]).
     pub value: Money,
     pub status: ConversionStatus,
     pub ids: Identifiers,
@@ -206,21 +208,13 @@ pub fn parse_metadata(
     Ok(m)
 }
 
-/// Check that `currency` is the program's (no exchange rates configured).
-pub fn program_currency(
-    field: &str,
-    currency: Currency,
-    program: Currency,
-) -> Result<Currency, FieldError> {
-    if currency != program {
-        return Err(FieldError::new(
-            field,
-            format!(
-                "is {currency} but the program is in {program} and no exchange rate is configured"
-            ),
-        ));
-    }
-    Ok(currency)
+/// The currency a conversion is reported in: any ISO 4217 code. A
+/// conversion keeps the currency it was sent in ([`NewConversion::value`]);
+/// one in another currency than the program's is converted when it is
+/// recorded, with the owner's rate in force at its time (`crate::fx`), and
+/// refused there when no rate is on file.
+pub fn reported_currency(field: &str, code: &str) -> Result<Currency, FieldError> {
+    Currency::parse(code).map_err(|e| e.at(field))
 }
 
 /// A conversion value: never negative (refunds reverse a conversion), at
@@ -271,19 +265,15 @@ fn whole(v: &Value, field: &str) -> Result<i64, FieldError> {
 impl Commerce {
     /// Read `properties` (errors name `properties.…`). The value is, in
     /// order: `value` (minor units), `revenue` or `total` (major units), or
-    /// what the product lines add up to.
+    /// what the product lines add up to, in `currency` (default: the
+    /// program's), whose minor unit reads the major-unit amounts.
     pub fn from_properties(
         props: &Map<String, Value>,
         program: Currency,
     ) -> Result<Self, FieldError> {
         let currency = match props.get("currency") {
             None | Some(Value::Null) => program,
-            Some(Value::String(s)) => program_currency(
-                "properties.currency",
-                Currency::parse(&s.trim().to_ascii_uppercase())
-                    .map_err(|e| e.at("properties.currency"))?,
-                program,
-            )?,
+            Some(Value::String(s)) => reported_currency("properties.currency", s)?,
             Some(_) => {
                 return Err(FieldError::new(
                     "properties.currency",
@@ -471,8 +461,8 @@ mod tests {
                 "properties.revenue",
             ),
             (
-                "other currency",
-                json!({"value": 1, "currency": "EUR"}),
+                "not a currency",
+                json!({"value": 1, "currency": "EURO"}),
                 "properties.currency",
             ),
             (
@@ -525,6 +515,18 @@ mod tests {
             let e = Commerce::from_properties(&props(p), usd()).unwrap_err();
             assert_eq!(e.field, field, "{name}");
         }
+    }
+
+    #[test]
+    fn another_currency_is_kept_and_reads_major_units_with_its_own_exponent() {
+        let c =
+            Commerce::from_properties(&props(json!({"revenue": "1500", "currency": "jpy"})), usd())
+                .unwrap();
+        assert_eq!(c.value, Money::new(1500, Currency::parse("JPY").unwrap()));
+        let c =
+            Commerce::from_properties(&props(json!({"revenue": "12.5", "currency": "EUR"})), usd())
+                .unwrap();
+        assert_eq!(c.value, Money::new(1250, Currency::parse("EUR").unwrap()));
     }
 
     #[test]

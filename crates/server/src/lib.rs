@@ -58,6 +58,9 @@ pub struct ServerConfig {
     pub metrics_separate: bool,
     /// How often commissions whose hold period is over are posted.
     pub release_every: Duration,
+    /// How often every program's partners are moved between tiers
+    /// (`workers::tiers`; also on demand with `POST /api/v1/tiers/evaluate`).
+    pub tier_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +72,7 @@ impl Default for ServerConfig {
             limits: ratelimit::RateLimits::default(),
             metrics_separate: false,
             release_every: Duration::from_secs(60),
+            tier_interval: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct AppInner {
     pub bots: Arc<BotDetector>,
     pub hasher: Arc<VisitorHasher>,
     pub counters: Arc<metrics::Counters>,
+    /// Keeps the tier evaluator running while the state lives.
+    _tiers: workers::tiers::TierSchedule,
 }
 
 impl AppState {
@@ -208,6 +214,7 @@ impl App {
         let (events, event_writer) = workers::events::EventWriter::spawn(store.clone());
         let (stop_periodic, stopping) = tokio::sync::watch::channel(false);
         let release = workers::release::spawn(store.clone(), config.release_every, stopping);
+        let (tiers, tier_evaluator) = workers::tiers::spawn(store.clone(), config.tier_interval);
         let guard = |limiter, filter| {
             Arc::new(ratelimit::Guard {
                 limiter,
@@ -250,10 +257,11 @@ impl App {
             bots: Arc::new(BotDetector::default()),
             hasher: Arc::new(VisitorHasher::new(key.as_bytes())),
             counters,
+            _tiers: tiers,
         }));
         Ok(Self {
             state,
-            workers: vec![click_writer, event_writer, release],
+            workers: vec![click_writer, event_writer, release, tier_evaluator],
             stop_periodic,
             metrics_listener: None,
         })

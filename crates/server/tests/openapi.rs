@@ -134,7 +134,8 @@ fn request_bodies_refuse_unknown_fields_and_never_take_ids_or_creation_times() {
 #[test]
 fn documented_id_patterns_match_the_ids_the_server_makes() {
     use tribute_core::ids::{
-        ApiKeyId, ConversionId, CouponId, EventId, LinkId, PartnerId, ProgramId,
+        ApiKeyId, ConversionId, CouponId, EventId, FxRateId, LinkId, PartnerId, ProgramId,
+        RewardRuleId, TierId,
     };
     let made = [
         (ApiKeyId::PREFIX, ApiKeyId::generate().to_string()),
@@ -144,6 +145,9 @@ fn documented_id_patterns_match_the_ids_the_server_makes() {
         (CouponId::PREFIX, CouponId::generate().to_string()),
         (ConversionId::PREFIX, ConversionId::generate().to_string()),
         (EventId::PREFIX, EventId::generate_ordered(0).to_string()),
+        (RewardRuleId::PREFIX, RewardRuleId::generate().to_string()),
+        (TierId::PREFIX, TierId::generate().to_string()),
+        (FxRateId::PREFIX, FxRateId::generate().to_string()),
     ];
     let doc = tribute_server::openapi::document().to_string();
     let id_pattern =

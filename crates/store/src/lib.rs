@@ -17,6 +17,7 @@ mod clicks;
 mod commissions;
 mod conversions;
 mod events;
+mod fx;
 mod health;
 mod identity;
 mod keys;
@@ -33,6 +34,7 @@ mod sql;
 mod sqlite_batch;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod tiers;
 mod touches;
 mod tracking_settings;
 
@@ -47,11 +49,13 @@ pub use attribution::{ConversionJourney, StoredFit};
 pub use clicks::{MetricsBySource, PartnerMetrics};
 pub use conversions::{ConversionFilter, Credit};
 pub use events::IngestOutcome;
+pub use fx::{FxRateFilter, StoredFxRate};
 pub use ledger::{CommissionFilter, LedgerFilter, StoredCommission, StoredEntry};
 pub use links::OwnedFilter;
 pub use partners::PartnerFilter;
 pub use recompute::{Recompute, RecomputeLine};
 pub use settlement::{NewRefund, RefundKind, StoredRefund};
+pub use tiers::{StoredTier, StoredTierChange};
 pub use touches::NewTouch;
 pub use tracking_settings::{PostbackTokenHash, ProgramTracking};
 

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`: programs, partners, links, coupons,
-//! conversions, metrics and the attribution tools.
+//! conversions, metrics, the attribution tools, and what commissions are
+//! computed with (reward rules, tiers, exchange rates).
 //!
 //! Admin keys see everything; a partner key sees only its own partner
 //! record, links, coupons, clicks and metrics (anything else answers 404).
@@ -8,11 +9,14 @@ mod attribution;
 mod commissions;
 mod conversions;
 mod coupons;
+mod fx_rates;
 mod keys;
 mod links;
 mod partners;
 mod programs;
 mod refunds;
+mod reward_rules;
+mod tiers;
 
 use axum::Router;
 use serde::{Deserialize, Deserializer};
@@ -35,6 +39,9 @@ pub fn router() -> Router<AppState> {
         .merge(attribution::router())
         .merge(commissions::router())
         .merge(refunds::router())
+        .merge(reward_rules::router())
+        .merge(tiers::router())
+        .merge(fx_rates::router())
 }
 
 /// For PATCH bodies: tells "absent" (`None`) from "set to null" (`Some(None)`).

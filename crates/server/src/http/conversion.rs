@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tribute_core::attribution::Attribution;
+use tribute_core::fx::Converted;
 use tribute_core::ids::{ConversionId, PartnerId};
 use tribute_core::money::Currency;
 use tribute_core::tracking::{Conversion, ConversionStatus, Product};
@@ -33,6 +34,30 @@ pub struct PartnerPart {
     pub amount: i64,
 }
 
+/// A conversion reported in another currency than the program's: the
+/// amount as reported and the owner's rate it was converted with (its
+/// `value` and `currency` are the program's).
+#[derive(Debug, Serialize, Clone, PartialEq)]
+pub struct FxView {
+    pub original_value: i64,
+    pub original_currency: Currency,
+    /// One unit of the original currency in the program's, exact, as text.
+    pub rate: String,
+    /// When the rate used took effect.
+    pub rate_effective_at: DateTime<Utc>,
+}
+
+impl From<Converted> for FxView {
+    fn from(c: Converted) -> Self {
+        Self {
+            original_value: c.original.minor,
+            original_currency: c.original.currency,
+            rate: c.rate.to_string(),
+            rate_effective_at: c.rate_effective_at,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Clone, PartialEq)]
 pub struct ConversionView {
     pub id: ConversionId,
@@ -47,6 +72,9 @@ pub struct ConversionView {
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub partners: Vec<PartnerPart>,
+    /// Set when the conversion came in another currency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fx: Option<FxView>,
     /// Model, window, touches counted and excluded: admins only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attribution: Option<Attribution>,
@@ -102,6 +130,7 @@ impl ConversionView {
             occurred_at: c.occurred_at,
             received_at: c.received_at,
             partners,
+            fx: c.fx.map(FxView::from),
             summary: admin.then(|| c.attribution.summary()),
             attribution: admin.then_some(c.attribution),
         })

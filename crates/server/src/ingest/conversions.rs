@@ -11,12 +11,11 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tribute_core::conversion::{
-    conversion_value, parse_external_id, parse_metadata, program_currency, reported_status,
+    conversion_value, parse_external_id, parse_metadata, reported_currency, reported_status,
     NewConversion, Reporter, MAX_EXTERNAL_ID,
 };
 use tribute_core::coupon::CouponCode;
 use tribute_core::identity::{Claim, RawIdentifiers};
-use tribute_core::money::Currency;
 use tribute_core::program::Program;
 use tribute_core::tracking::{parse_click_id, parse_occurred_at, Product};
 use tribute_core::FieldError;
@@ -69,11 +68,8 @@ impl ConversionInput {
         idempotency_key: Option<String>,
         fingerprint: Option<String>,
     ) -> Result<NewConversion, FieldError> {
-        let currency = program_currency(
-            "currency",
-            Currency::parse(&self.currency)?,
-            program.settings.currency,
-        )?;
+        // Another currency than the program's is converted when recorded.
+        let currency = reported_currency("currency", &self.currency)?;
         let value = conversion_value("value", self.value, currency)?;
         for (i, p) in self.products.iter().enumerate() {
             p.validate(i)?;

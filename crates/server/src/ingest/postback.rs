@@ -10,13 +10,12 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tribute_core::conversion::{
-    conversion_value, parse_external_id, program_currency, reported_status, NewConversion,
+    conversion_value, parse_external_id, reported_currency, reported_status, NewConversion,
     Reporter, MAX_EXTERNAL_ID,
 };
 use tribute_core::coupon::CouponCode;
 use tribute_core::identity::{Claim, RawIdentifiers};
 use tribute_core::ids::ProgramId;
-use tribute_core::money::Currency;
 use tribute_core::postback::token_matches;
 use tribute_core::program::Program;
 use tribute_core::tracking::{parse_click_id, parse_decimal_minor};
@@ -110,9 +109,8 @@ impl PostbackQuery {
     fn parse(self, program: &Program, now: DateTime<Utc>) -> Result<NewConversion, FieldError> {
         let currency = match self.currency.as_deref() {
             None => program.settings.currency,
-            Some(c) => {
-                program_currency("currency", Currency::parse(c)?, program.settings.currency)?
-            }
+            // Another currency than the program's is converted when recorded.
+            Some(c) => reported_currency("currency", c)?,
         };
         let amount = self
             .amount

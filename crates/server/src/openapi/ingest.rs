@@ -137,7 +137,12 @@ fn conversion_input() -> Value {
         ("value", described(amount(), "minor units (cents)")),
         (
             "currency",
-            described(super::schema::currency(), "the program's currency"),
+            described(
+                super::schema::currency(),
+                "the program's currency, or another with an exchange rate on file at \
+                 `occurred_at` (`/api/v1/fx-rates`): the value is converted into the \
+                 program's, and without a rate the conversion is refused (422) and nothing is written",
+            ),
         ),
         ("status", nullable(conversion_status())),
         ("products", array(product())),
@@ -201,6 +206,27 @@ fn conversion() -> Value {
         ("received_at", read_only(time())),
         ("partners", array(share)),
         (
+            "fx",
+            described(
+                object(
+                    &[
+                        ("original_value", int()),
+                        ("original_currency", string()),
+                        ("rate", string()),
+                        ("rate_effective_at", time()),
+                    ],
+                    &[
+                        "original_value",
+                        "original_currency",
+                        "rate",
+                        "rate_effective_at",
+                    ],
+                ),
+                "only when reported in another currency: the amount as reported and the \
+                 owner's rate used (`value` and `currency` are the program's)",
+            ),
+        ),
+        (
             "attribution",
             any_object("model, window, touches counted and excluded with reasons (admins only)"),
         ),
@@ -209,7 +235,7 @@ fn conversion() -> Value {
     let required: Vec<&str> = props
         .iter()
         .map(|(k, _)| *k)
-        .filter(|k| !matches!(*k, "attribution" | "summary"))
+        .filter(|k| !matches!(*k, "attribution" | "summary" | "fx"))
         .collect();
     object(&props, &required)
 }

@@ -10,6 +10,7 @@
 //! One file per resource; [`schema`] holds the building blocks.
 
 mod attribution;
+mod commission_rules;
 mod commissions;
 mod ingest;
 mod keys;
@@ -17,6 +18,7 @@ mod links;
 mod partners;
 mod programs;
 pub mod schema;
+mod tiers;
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -59,6 +61,8 @@ pub fn document() -> Value {
         (attribution::schemas(), attribution::paths()),
         (keys::schemas(), keys::paths()),
         (commissions::schemas(), commissions::paths()),
+        (commission_rules::schemas(), commission_rules::paths()),
+        (tiers::schemas(), tiers::paths()),
     ];
     for (s, p) in parts {
         schemas.extend(s.into_iter().map(|(k, v)| (k.to_owned(), v)));

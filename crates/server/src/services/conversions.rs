@@ -1,19 +1,23 @@
 //! Recording a conversion: every way in (the API, postbacks, Segment, the
-//! snippet) hands a parsed [`NewConversion`] to [`record`], which finds the
-//! person and their touches, attributes with the program's model, and
+//! snippet) hands a parsed [`NewConversion`] to [`record`], which converts
+//! its value into the program's currency ([`in_program_currency`]), finds
+//! the person and their touches, attributes with the program's model, and
 //! commits the conversion with its credits before anyone is answered.
 //!
 //! Money-path work must finish once started: a client that hangs up drops
 //! its request future at whatever `.await` it had reached, so the work runs
 //! on a task of its own and the request only waits for it.
 
-use chrono::{SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use tribute_core::attribution::{attribute, TouchKind};
 use tribute_core::conversion::{NewConversion, Reporter};
+use tribute_core::fx::{convert, convert_at, Converted};
 use tribute_core::identity::click_key;
 use tribute_core::ids::ConversionId;
+use tribute_core::money::Money;
 use tribute_core::program::Program;
-use tribute_core::tracking::{Conversion, ConversionStatus};
+use tribute_core::tracking::{Conversion, ConversionStatus, Product};
+use tribute_core::FieldError;
 use tribute_store::{NewTouch, StoreError};
 
 use super::fit::{fit_for, program_model};
@@ -59,6 +63,63 @@ async fn earlier(state: &AppState, new: &NewConversion) -> ApiResult<Option<Conv
     Ok(Some(first))
 }
 
+/// A value reported in another currency than the program's, converted.
+#[derive(Debug)]
+pub struct InProgramCurrency {
+    /// The original amount, the rate used and the converted amount.
+    pub fx: Converted,
+    /// The order's lines, each converted at the same rate (rules that pay
+    /// line by line compute in the program's currency too).
+    pub products: Vec<Product>,
+}
+
+/// `value` and its `products` in `program`'s currency, with the owner's
+/// rate in force at `at` (`None`: already in it). Without a rate on file
+/// the error names `{prefix}currency`, and nothing has been written: the
+/// ways in that write events in the same request (the snippet, Segment)
+/// call this before writing anything.
+pub async fn in_program_currency(
+    state: &AppState,
+    program: &Program,
+    value: Money,
+    products: &[Product],
+    at: DateTime<Utc>,
+    prefix: &str,
+) -> ApiResult<Option<InProgramCurrency>> {
+    let to = program.settings.currency;
+    if value.currency == to {
+        return Ok(None);
+    }
+    // The time as it will be stored, so a check before recording picks the
+    // rate recording will.
+    let at = at.trunc_subsecs(3);
+    let named =
+        |field: String, e: FieldError| FieldError::new(format!("{prefix}{field}"), e.message);
+    let rates: Vec<_> = state
+        .store
+        .fx_rate_at(&program.id, value.currency, to, at)
+        .await?
+        .into_iter()
+        .collect();
+    let fx = convert_at(&rates, value, to, at).map_err(|e| named(e.field.clone(), e))?;
+    let products = match rates.first() {
+        Some(rate) => products
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let line = convert(Money::new(p.amount, value.currency), rate)
+                    .map_err(|e| named(format!("products[{i}].amount"), e))?;
+                Ok(Product {
+                    amount: line.minor,
+                    ..p.clone()
+                })
+            })
+            .collect::<Result<Vec<_>, FieldError>>()?,
+        None => products.to_vec(),
+    };
+    Ok(Some(InProgramCurrency { fx, products }))
+}
+
 async fn record_now(
     state: &AppState,
     program: &Program,
@@ -74,6 +135,14 @@ async fn record_now(
     // replay will read back, or the two bodies differ.
     let now = Utc::now().trunc_subsecs(3);
     let occurred_at = new.occurred_at.trunc_subsecs(3);
+    // Before anything is written: no rate on file is a 422 that leaves
+    // nothing behind.
+    let (value, products, fx) =
+        match in_program_currency(state, program, new.value, &new.products, occurred_at, "").await?
+        {
+            Some(c) => (c.fx.converted, c.products, Some(c.fx)),
+            None => (new.value, new.products.clone(), None),
+        };
     let id = ConversionId::generate();
     let external_id = new.external_id();
     let idempotency_key = new.stored_idempotency_key();
@@ -129,8 +198,8 @@ async fn record_now(
         idempotency_key,
         person_id: Some(person.clone()),
         status,
-        value: new.value,
-        products: new.products.clone(),
+        value,
+        products,
         click_id,
         coupon: new.coupon.as_ref().map(|c| c.as_str().to_owned()),
         occurred_at,
@@ -144,7 +213,7 @@ async fn record_now(
             .map(|c| format!("customer:{c}"))
             .or_else(|| Some(format!("person:{person}"))),
         metadata: new.metadata.clone(),
-        fx: None,
+        fx,
     };
     let supersedes = new.browser_reports();
     match state

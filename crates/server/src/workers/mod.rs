@@ -1,5 +1,6 @@
 //! Background workers: each drains a queue that request handlers feed
-//! (clicks from redirects, events from ingestion) and commits in batches.
+//! (clicks from redirects, events from ingestion) and commits in batches,
+//! or runs on a schedule (tier evaluation).
 //!
 //! Periodic jobs (`release`) run until the server stops.
 //!
@@ -10,6 +11,7 @@
 pub mod clicks;
 pub mod events;
 pub mod release;
+pub mod tiers;
 
 use std::future::Future;
 

@@ -65,6 +65,11 @@ def references(path, method):
     }
     if path == "/api/v1/conversions" and method == "POST":
         refs["currency"] = FIXTURE["currency"]
+    if path == "/api/v1/fx-rates" and method == "POST":
+        # Rates convert into the program's currency, from another one.
+        refs["to_currency"] = FIXTURE["currency"]
+    # A scope's link must be one of the program's.
+    refs["link_id"] = FIXTURE["link_id"]
     return refs
 
 
@@ -134,6 +139,10 @@ def before_call(ctx, case, kwargs):
     if isinstance(case.body, dict):
         case.body = swap(case.body, refs)
         order_period(case.body)
+        if path == "/api/v1/fx-rates" and method == "POST":
+            sent = case.body.get("from_currency")
+            if isinstance(sent, str) and sent.strip().upper() == FIXTURE["currency"]:
+                case.body["from_currency"] = "USD" if FIXTURE["currency"] != "USD" else "GBP"
         # An admin key must name the partner a link is for (a partner key
         # creates links for itself): the document says so in words.
         if path == "/api/v1/links" and method == "POST" and FIXTURE["admin"]:

@@ -18,7 +18,7 @@ use super::{tracking, MAX_EVENTS};
 use crate::http::extract::field_of;
 use crate::http::{ApiError, ApiResult};
 use crate::ingest::{EventInput, UnknownVia};
-use crate::services::conversions::record;
+use crate::services::conversions::{in_program_currency, record};
 use crate::AppState;
 
 /// Oldest an event may be when it arrives (the snippet sends its age).
@@ -210,6 +210,17 @@ async fn item(
             fingerprint: None,
             metadata: Default::default(),
         };
+        // Checked now, before the batch's events are written: a currency
+        // without a rate refuses the whole batch and writes nothing.
+        in_program_currency(
+            state,
+            program,
+            new.value,
+            &new.products,
+            new.occurred_at,
+            "properties.",
+        )
+        .await?;
         return Ok(Item::Conversion(Box::new(new)));
     }
     let event_type = match meaning {

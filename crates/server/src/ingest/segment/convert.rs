@@ -17,8 +17,9 @@ use tribute_core::tracking::{
 use tribute_core::FieldError;
 
 use super::message::{bad, id_text, parse_time, query_param, text_of, Kind, Located};
-use crate::http::error::ApiResult;
+use crate::http::error::{ApiError, ApiResult};
 use crate::ingest::{parse_occurred_at, resolve_via};
+use crate::services::conversions::in_program_currency;
 use crate::AppState;
 
 /// Longest `messageId` kept: derived external ids add a short suffix and
@@ -305,6 +306,21 @@ impl Ctx<'_> {
                             message_id,
                         )
                         .map_err(at)?;
+                    // Checked now, before any event is written: a currency
+                    // without a rate refuses the request and writes nothing.
+                    in_program_currency(
+                        self.state,
+                        self.program,
+                        input.value,
+                        &input.products,
+                        input.occurred_at,
+                        "properties.",
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        ApiError::Invalid(f) => at(f),
+                        other => other,
+                    })?;
                     self.conversions.push(input);
                 }
                 self.events.push(Event {
