@@ -52,14 +52,16 @@ fn explain(e: &Value, names: &BTreeMap<String, String>) -> String {
     let a = &e["attribution"];
     let credit = &c["credit"];
     format!(
-        "rule “{}” v{}: {} % of {} = {}; {} touch(es) under {} hold {}/{} of the credit → {}; \
-         tier ×{} → {}",
+        "rule “{}” v{}: {} % of {} = {}; {} under {} hold {}/{} of the credit → {}; tier ×{} → {}",
         c["rule_name"].as_str().unwrap_or(""),
         c["rule_version"],
         c["reward"]["rate_bps"].as_i64().unwrap_or(0) as f64 / 100.0,
         money(c["base"].as_i64().unwrap_or(0)),
         money(c["gross"].as_i64().unwrap_or(0)),
-        a["touches"].as_array().map_or(0, Vec::len),
+        match a["touches"].as_array().map_or(0, Vec::len) {
+            1 => "its touch".to_owned(),
+            n => format!("its {n} touches"),
+        },
         a["model"].as_str().unwrap_or(""),
         credit["weight"],
         credit["weight_total"],
@@ -238,6 +240,9 @@ async fn the_worked_example_in_docs_commissions_md_is_what_the_server_does(app: 
             format!(" — “{memo}”")
         };
         writeln!(doc, "{}. **{}** of {about}{memo}", n + 1, str_of(e, "kind")).unwrap();
+        if matches!(str_of(e, "kind"), "accrual" | "override") {
+            writeln!(doc, "   - why: {}", explain(&e["explanation"], &names)).unwrap();
+        }
         let mut sum = 0;
         for l in e["lines"].as_array().unwrap() {
             let amount = l["amount"].as_i64().unwrap();

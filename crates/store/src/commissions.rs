@@ -502,13 +502,15 @@ pub(crate) async fn accrue_conversion(
     .await
 }
 
-/// The positions of a conversion's commissions and overrides.
+/// The positions of a conversion's commissions and overrides, in the order
+/// they were accrued (entry ids grow), so reversals list in that order too.
 pub(crate) async fn positions_of(
     conn: &mut AnyConnection,
     conversion_id: &str,
 ) -> Result<Vec<(Position, PositionRow)>> {
     let rows: Vec<PositionRow> = sqlx::query_as(&format!(
-        "SELECT {POSITION_COLUMNS} FROM commissions WHERE conversion_id = $1 ORDER BY id"
+        "SELECT {POSITION_COLUMNS} FROM commissions c WHERE conversion_id = $1 \
+         ORDER BY (SELECT MIN(e.id) FROM ledger_entries e WHERE e.commission_id = c.id), id"
     ))
     .bind(conversion_id)
     .fetch_all(&mut *conn)

@@ -103,12 +103,15 @@ impl Store {
                 .or_default() += net;
         }
         let positions = positions_of(&mut tx, conversion.id.as_str()).await?;
-        let kinds: Vec<(String,)> =
-            sqlx::query_as("SELECT kind FROM commissions WHERE conversion_id = $1 ORDER BY id")
-                .bind(conversion.id.as_str())
-                .fetch_all(&mut *tx)
-                .await
-                .context("loading commission kinds")?;
+        let kinds: Vec<(String,)> = sqlx::query_as(
+            // The order of `positions_of`, so the two zip.
+            "SELECT kind FROM commissions c WHERE conversion_id = $1 ORDER BY \
+                 (SELECT MIN(e.id) FROM ledger_entries e WHERE e.commission_id = c.id), id",
+        )
+        .bind(conversion.id.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .context("loading commission kinds")?;
         let mut current: BTreeMap<(String, String), i64> = BTreeMap::new();
         for ((p, _), (k,)) in positions.iter().zip(&kinds) {
             *current.entry(key(p.partner_id.as_str(), k)).or_default() += p.accrued - p.voided;
