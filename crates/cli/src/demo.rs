@@ -175,6 +175,7 @@ async fn seed(store: &Store, rng: &mut StdRng) -> anyhow::Result<(Program, Vec<S
             slug: Slug::parse(slug)?,
             name: (*name).into(),
             email: Some(Email::parse(&format!("{slug}@partners.example.com"))?),
+            payout_email: None,
             status: PartnerStatus::Active,
             tier: Some((*tier).into()),
             group: Some(

@@ -134,7 +134,8 @@ fn request_bodies_refuse_unknown_fields_and_never_take_ids_or_creation_times() {
 #[test]
 fn documented_id_patterns_match_the_ids_the_server_makes() {
     use tribute_core::ids::{
-        ApiKeyId, ConversionId, CouponId, EventId, LinkId, PartnerId, ProgramId,
+        ApiKeyId, CommissionId, ConversionId, CouponId, EntryId, EventId, LinkId, PartnerId,
+        PayoutId, PayoutRequestId, ProgramId,
     };
     let made = [
         (ApiKeyId::PREFIX, ApiKeyId::generate().to_string()),
@@ -144,6 +145,10 @@ fn documented_id_patterns_match_the_ids_the_server_makes() {
         (CouponId::PREFIX, CouponId::generate().to_string()),
         (ConversionId::PREFIX, ConversionId::generate().to_string()),
         (EventId::PREFIX, EventId::generate_ordered(0).to_string()),
+        (PayoutId::PREFIX, PayoutId::generate().to_string()),
+        (PayoutRequestId::PREFIX, PayoutRequestId::generate().to_string()),
+        (CommissionId::PREFIX, CommissionId::generate().to_string()),
+        (EntryId::PREFIX, EntryId::generate_ordered(0).to_string()),
     ];
     let doc = tribute_server::openapi::document().to_string();
     let id_pattern =

@@ -23,12 +23,15 @@ mod ledger;
 mod links;
 mod migrate;
 mod partners;
+mod payout_requests;
+mod payouts;
 mod programs;
 mod rules;
 mod secrets;
 mod settlement;
 mod sql;
 mod sqlite_batch;
+mod statement;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod touches;
@@ -48,7 +51,10 @@ pub use events::IngestOutcome;
 pub use ledger::{CommissionFilter, LedgerFilter, StoredCommission, StoredEntry};
 pub use links::OwnedFilter;
 pub use partners::PartnerFilter;
+pub use payout_requests::{PayoutRequestFilter, StoredPayoutRequest};
+pub use payouts::{PayoutFilter, StoredPayout, StoredPayoutItem};
 pub use settlement::{NewRefund, RefundKind, StoredRefund};
+pub use statement::{Statement, StatementLine};
 pub use touches::NewTouch;
 pub use tracking_settings::{PostbackTokenHash, ProgramTracking};
 

@@ -10,7 +10,9 @@ mod coupons;
 mod keys;
 mod links;
 mod partners;
+pub(crate) mod payouts;
 mod programs;
+mod statement;
 
 use axum::Router;
 use serde::{Deserialize, Deserializer};
@@ -31,6 +33,8 @@ pub fn router() -> Router<AppState> {
         .merge(keys::router())
         .merge(conversions::router())
         .merge(attribution::router())
+        .merge(payouts::router())
+        .merge(statement::router())
 }
 
 /// For PATCH bodies: tells "absent" (`None`) from "set to null" (`Some(None)`).

@@ -14,6 +14,7 @@ mod ingest;
 mod keys;
 mod links;
 mod partners;
+mod payouts;
 mod programs;
 pub mod schema;
 
@@ -57,6 +58,7 @@ pub fn document() -> Value {
         (ingest::schemas(), ingest::paths()),
         (attribution::schemas(), attribution::paths()),
         (keys::schemas(), keys::paths()),
+        (payouts::schemas(), payouts::paths()),
     ];
     for (s, p) in parts {
         schemas.extend(s.into_iter().map(|(k, v)| (k.to_owned(), v)));
