@@ -1,5 +1,6 @@
 //! `tribute demo`: a ready program with partners in two tiers and a team,
-//! links, coupons and 90 days of clicks, so a newcomer sees data at once.
+//! links, coupons and 90 days of clicks, conversions, commissions, refunds
+//! and a paid payout (`demo_money`), so a newcomer sees data at once.
 
 use chrono::{Duration, Utc};
 use rand::rngs::StdRng;
@@ -175,6 +176,7 @@ async fn seed(store: &Store, rng: &mut StdRng) -> anyhow::Result<(Program, Vec<S
             slug: Slug::parse(slug)?,
             name: (*name).into(),
             email: Some(Email::parse(&format!("{slug}@partners.example.com"))?),
+            payout_email: None,
             status: PartnerStatus::Active,
             tier: Some((*tier).into()),
             group: Some(
@@ -260,6 +262,7 @@ async fn seed(store: &Store, rng: &mut StdRng) -> anyhow::Result<(Program, Vec<S
         });
     }
     store.insert_clicks(&clicks).await?;
+    crate::demo_money::seed_money(store, &program, &clicks, rng).await?;
     let codes = links.iter().take(3).map(|l| l.code.to_string()).collect();
     Ok((program, codes))
 }

@@ -98,7 +98,11 @@ pub async fn seed_money(
     }
     // Some customers ask for their money back, in part or whole.
     for (i, c) in made.iter().enumerate().filter(|(i, _)| i % 13 == 5) {
-        let amount = if i % 2 == 0 { c.value.minor } else { c.value.minor * 3 / 10 };
+        let amount = if i % 2 == 0 {
+            c.value.minor
+        } else {
+            c.value.minor * 3 / 10
+        };
         let refund = NewRefund {
             conversion_id: c.id.clone(),
             external_id: format!("re_demo_{i}"),
@@ -106,15 +110,25 @@ pub async fn seed_money(
             amount,
             reason: "customer cancelled".into(),
         };
-        store.refund_conversion(&refund, c.occurred_at + Duration::days(5)).await?;
+        store
+            .refund_conversion(&refund, c.occurred_at + Duration::days(5))
+            .await?;
     }
     // A payout of what was payable 45 days ago, paid; what came due since
     // waits for the next one.
     store.release_due(now - Duration::days(45)).await?;
     let payout = store
-        .create_payout(&program.id, now - Duration::days(45), 0, now - Duration::days(44))
+        .create_payout(
+            &program.id,
+            now - Duration::days(45),
+            0,
+            now - Duration::days(44),
+        )
         .await?;
-    store.mark_payout_paid(&payout.id, now - Duration::days(40)).await?;
+    let payout_id = tribute_core::ids::PayoutId::parse(&payout.id)?;
+    store
+        .mark_payout_paid(&payout_id, now - Duration::days(40))
+        .await?;
     store.release_due(now).await?;
     store
         .evaluate_tiers(&program.id, program.settings.currency, now)
@@ -139,7 +153,13 @@ async fn record(
         format!("customer_id:{customer}"),
     ];
     let (person, touches) = store
-        .resolve_journey(&program.id, keys, Claim::Verified, Some(click.id.as_str()), Vec::new())
+        .resolve_journey(
+            &program.id,
+            keys,
+            Claim::Verified,
+            Some(click.id.as_str()),
+            Vec::new(),
+        )
         .await?;
     let attribution = attribute(&touches, at, cfg, None)?;
     let c = Conversion {

@@ -9,7 +9,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod attribute;
 mod demo;
+mod demo_money;
 mod keys;
+mod payouts;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -85,6 +87,11 @@ enum Command {
     Demo(ServeArgs),
     /// Attribute conversions offline from a path file (CSV) under each model.
     Attribute(attribute::AttributeArgs),
+    /// Payout batches: make one, export its files, mark it paid.
+    Payouts {
+        #[command(subcommand)]
+        command: payouts::PayoutCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -140,6 +147,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let plan = command.check()?;
             let store = open(&cli.database_url).await?;
             keys::run(&store, plan).await
+        }
+        Command::Payouts { command } => {
+            // Bad arguments must not leave a database behind.
+            let plan = command.check()?;
+            let store = open(&cli.database_url).await?;
+            payouts::run(&store, plan).await
         }
         Command::Demo(args) => {
             // Bind first: a demo that cannot serve must not seed a database

@@ -227,6 +227,8 @@ pub struct Partner {
     pub slug: Slug,
     pub name: String,
     pub email: Option<Email>,
+    /// Where the partner is paid (PayPal, Wise); `email` when unset.
+    pub payout_email: Option<Email>,
     pub status: PartnerStatus,
     pub tier: Option<String>,
     /// A partner group (e.g. "agencies"); groups share UTM and rule settings.
@@ -234,6 +236,13 @@ pub struct Partner {
     /// The partner whose team this partner is in; the lead earns an override.
     pub team_lead_id: Option<crate::ids::PartnerId>,
     pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Partner {
+    /// The address payouts go to: the payout e-mail, else the partner's e-mail.
+    pub fn payout_address(&self) -> Option<&Email> {
+        self.payout_email.as_ref().or(self.email.as_ref())
+    }
 }
 
 /// Check a free-text label (name, tier, group, UTM value): trimmed, 1 to

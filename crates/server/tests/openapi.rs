@@ -134,8 +134,8 @@ fn request_bodies_refuse_unknown_fields_and_never_take_ids_or_creation_times() {
 #[test]
 fn documented_id_patterns_match_the_ids_the_server_makes() {
     use tribute_core::ids::{
-        ApiKeyId, ConversionId, CouponId, EventId, FxRateId, LinkId, PartnerId, ProgramId,
-        RewardRuleId, TierId,
+        ApiKeyId, CommissionId, ConversionId, CouponId, EntryId, EventId, FxRateId, LinkId,
+        PartnerId, PayoutId, PayoutRequestId, ProgramId, RewardRuleId, TierId,
     };
     let made = [
         (ApiKeyId::PREFIX, ApiKeyId::generate().to_string()),
@@ -148,6 +148,13 @@ fn documented_id_patterns_match_the_ids_the_server_makes() {
         (RewardRuleId::PREFIX, RewardRuleId::generate().to_string()),
         (TierId::PREFIX, TierId::generate().to_string()),
         (FxRateId::PREFIX, FxRateId::generate().to_string()),
+        (PayoutId::PREFIX, PayoutId::generate().to_string()),
+        (
+            PayoutRequestId::PREFIX,
+            PayoutRequestId::generate().to_string(),
+        ),
+        (CommissionId::PREFIX, CommissionId::generate().to_string()),
+        (EntryId::PREFIX, EntryId::generate_ordered(0).to_string()),
     ];
     let doc = tribute_server::openapi::document().to_string();
     let id_pattern =

@@ -20,6 +20,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use tribute_core::ids::{PartnerId, ProgramId};
 
 use common::{spawn_app, str_of, TestApp};
 
@@ -95,6 +96,29 @@ async fn fixture(app: &TestApp, as_partner: bool) -> (String, Value) {
         .await
         .ok(201)
         .clone();
+    // A batch paying alice, who has a payout e-mail, so every format exports.
+    app.patch(
+        &format!("/partners/{}", seed.alice.id),
+        &app.admin_key,
+        &json!({"payout_email": "alice@payouts.example.com"}),
+    )
+    .await
+    .ok(200);
+    app.store
+        .adjust_partner(
+            &ProgramId::parse(program).expect("a program id"),
+            &PartnerId::parse(&seed.alice.id).expect("a partner id"),
+            5000,
+            "schemathesis fixture",
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("crediting alice");
+    let payout = app
+        .post("/payouts", &app.admin_key, &json!({"program_id": program}))
+        .await
+        .ok(201)
+        .clone();
     let key = if as_partner {
         seed.alice.key.clone()
     } else {
@@ -112,6 +136,7 @@ async fn fixture(app: &TestApp, as_partner: bool) -> (String, Value) {
         "link_id": str_of(&link, "id"),
         "coupon_id": str_of(&coupon, "id"),
         "conversion_id": str_of(&conversion, "id"),
+        "payout_id": str_of(&payout, "id"),
     });
     (key, fixture)
 }

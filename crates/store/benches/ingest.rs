@@ -84,6 +84,7 @@ async fn run(mix: bool) -> f64 {
         slug: Slug::parse("bench").unwrap(),
         name: "Bench".into(),
         email: None,
+        payout_email: None,
         status: PartnerStatus::Active,
         tier: None,
         group: None,

@@ -19,7 +19,7 @@ impl Store {
     pub async fn insert_partner(&self, p: &Partner) -> Result<()> {
         on_unique(
             sqlx::query(&format!(
-                "INSERT INTO partners ({PARTNER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                "INSERT INTO partners ({PARTNER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
             ))
             .bind(p.id.as_str())
             .bind(p.program_id.as_str())
@@ -31,6 +31,7 @@ impl Store {
             .bind(p.group.as_deref())
             .bind(p.team_lead_id.as_ref().map(|t| t.as_str()))
             .bind(to_ms(p.created_at))
+            .bind(p.payout_email.as_ref().map(|e| e.as_str()))
             .execute(self.pool())
             .await,
             "slug",
@@ -46,7 +47,7 @@ impl Store {
         let done = on_unique(
             sqlx::query(
                 "UPDATE partners SET slug = $2, name = $3, email = $4, status = $5, tier = $6, \
-                 group_name = $7, team_lead_id = $8 WHERE id = $1",
+                 group_name = $7, team_lead_id = $8, payout_email = $9 WHERE id = $1",
             )
             .bind(p.id.as_str())
             .bind(p.slug.as_str())
@@ -56,6 +57,7 @@ impl Store {
             .bind(p.tier.as_deref())
             .bind(p.group.as_deref())
             .bind(p.team_lead_id.as_ref().map(|t| t.as_str()))
+            .bind(p.payout_email.as_ref().map(|e| e.as_str()))
             .execute(self.pool())
             .await,
             "slug",
@@ -134,8 +136,8 @@ impl Store {
     }
 }
 
-const PARTNER_COLUMNS: &str =
-    "id, program_id, slug, name, email, status, tier, group_name, team_lead_id, created_at";
+const PARTNER_COLUMNS: &str = "id, program_id, slug, name, email, status, tier, group_name, \
+     team_lead_id, created_at, payout_email";
 
 #[derive(FromRow)]
 struct PartnerRow {
@@ -149,6 +151,7 @@ struct PartnerRow {
     group_name: Option<String>,
     team_lead_id: Option<String>,
     created_at: i64,
+    payout_email: Option<String>,
 }
 
 impl TryFrom<PartnerRow> for Partner {
@@ -165,6 +168,12 @@ impl TryFrom<PartnerRow> for Partner {
                 .map(Email::parse)
                 .transpose()
                 .map_err(corrupt("partner email"))?,
+            payout_email: r
+                .payout_email
+                .as_deref()
+                .map(Email::parse)
+                .transpose()
+                .map_err(corrupt("partner payout_email"))?,
             status: PartnerStatus::parse(&r.status).map_err(corrupt("partner status"))?,
             tier: r.tier,
             group: r.group_name,

@@ -4,7 +4,7 @@ use sqlx::FromRow;
 use tribute_core::attribution::ModelKind;
 use tribute_core::ids::ProgramId;
 use tribute_core::money::Currency;
-use tribute_core::program::{AllowedDomain, Program, ProgramSettings};
+use tribute_core::program::{AllowedDomain, CommissionTerms, Program, ProgramSettings};
 
 use crate::{corrupt, from_ms, to_ms, Context, Page, Result, Store, StoreError};
 
@@ -80,6 +80,54 @@ impl Store {
         .into_iter()
         .map(Program::try_from)
         .collect()
+    }
+}
+
+impl Store {
+    /// A program's commission terms (override levels, minimum payout);
+    /// `None` for an unknown program.
+    #[tracing::instrument(skip(self))]
+    pub async fn commission_terms(&self, id: &ProgramId) -> Result<Option<CommissionTerms>> {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT override_levels_bps, payout_min_amount FROM programs WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .context("loading commission terms")?;
+        row.map(|(levels, payout_min_amount)| {
+            Ok(CommissionTerms {
+                override_levels_bps: serde_json::from_str(&levels)
+                    .map_err(|e| StoreError::Corrupt(format!("override levels: {e}")))?,
+                payout_min_amount,
+            })
+        })
+        .transpose()
+    }
+
+    /// Replace a program's commission terms (validated by the caller).
+    /// Commissions already made keep the overrides they were made with.
+    #[tracing::instrument(skip(self, terms))]
+    pub async fn set_commission_terms(
+        &self,
+        id: &ProgramId,
+        terms: &CommissionTerms,
+    ) -> Result<()> {
+        let levels = serde_json::to_string(&terms.override_levels_bps)
+            .expect("a list of numbers serialises");
+        let done = sqlx::query(
+            "UPDATE programs SET override_levels_bps = $2, payout_min_amount = $3 WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(levels)
+        .bind(terms.payout_min_amount)
+        .execute(self.pool())
+        .await
+        .context("updating commission terms")?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("program"));
+        }
+        Ok(())
     }
 }
 

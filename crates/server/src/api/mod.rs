@@ -13,9 +13,11 @@ mod fx_rates;
 mod keys;
 mod links;
 mod partners;
+pub(crate) mod payouts;
 mod programs;
 mod refunds;
 mod reward_rules;
+mod statement;
 mod tiers;
 
 use axum::Router;
@@ -42,6 +44,8 @@ pub fn router() -> Router<AppState> {
         .merge(reward_rules::router())
         .merge(tiers::router())
         .merge(fx_rates::router())
+        .merge(payouts::router())
+        .merge(statement::router())
 }
 
 /// For PATCH bodies: tells "absent" (`None`) from "set to null" (`Some(None)`).

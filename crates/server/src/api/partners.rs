@@ -32,6 +32,7 @@ struct CreatePartner {
     slug: String,
     name: String,
     email: Option<String>,
+    payout_email: Option<String>,
     status: Option<String>,
     tier: Option<String>,
     group: Option<String>,
@@ -45,6 +46,8 @@ struct UpdatePartner {
     name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    payout_email: Option<Option<String>>,
     status: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     tier: Option<Option<String>>,
@@ -71,6 +74,12 @@ pub(super) async fn visible_partner(state: &AppState, auth: &Auth, id: &str) -> 
         .partner(&id)
         .await?
         .ok_or(ApiError::NotFound("partner"))
+}
+
+/// Where a partner is paid: an e-mail address, the error naming `payout_email`.
+fn payout_email(v: Option<&str>) -> Result<Option<Email>, FieldError> {
+    v.map(|e| Email::parse(e).map_err(|err| err.at("payout_email")))
+        .transpose()
 }
 
 /// A team lead must be another partner of the same program.
@@ -103,6 +112,7 @@ async fn create(
         slug: Slug::parse(&body.slug)?,
         name: parse_label("name", &body.name, 200)?,
         email: body.email.as_deref().map(Email::parse).transpose()?,
+        payout_email: payout_email(body.payout_email.as_deref())?,
         status: body
             .status
             .as_deref()
@@ -162,6 +172,9 @@ async fn update(
     }
     if let Some(v) = body.email {
         p.email = v.as_deref().map(Email::parse).transpose()?;
+    }
+    if let Some(v) = body.payout_email {
+        p.payout_email = payout_email(v.as_deref())?;
     }
     if let Some(v) = body.status {
         p.status = PartnerStatus::parse(&v)?;

@@ -5,12 +5,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tribute_core::attribution::ModelKind;
 use tribute_core::ids::ProgramId;
 use tribute_core::money::Currency;
 use tribute_core::postback::NewPostbackToken;
-use tribute_core::program::{AllowedDomain, Program, ProgramSettings};
+use tribute_core::program::{AllowedDomain, CommissionTerms, Program, ProgramSettings};
 use tribute_core::tracking::TrackingSettings;
 use tribute_core::FieldError;
 
@@ -125,6 +125,24 @@ async fn update_tracking(
     Ok(Json(tracking_view(&state, &program).await?))
 }
 
+/// A program as the API shows it: its settings and its commission terms.
+#[derive(Serialize)]
+struct ProgramView {
+    #[serde(flatten)]
+    program: Program,
+    #[serde(flatten)]
+    terms: CommissionTerms,
+}
+
+async fn view(state: &AppState, program: Program) -> ApiResult<ProgramView> {
+    let terms = state
+        .store
+        .commission_terms(&program.id)
+        .await?
+        .ok_or(ApiError::NotFound("program"))?;
+    Ok(ProgramView { program, terms })
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateProgram {
@@ -136,6 +154,8 @@ struct CreateProgram {
     window_days: Option<i64>,
     cookie_days: Option<i64>,
     hold_days: Option<i64>,
+    override_levels_bps: Option<Vec<u32>>,
+    payout_min_amount: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -148,6 +168,8 @@ struct UpdateProgram {
     window_days: Option<i64>,
     cookie_days: Option<i64>,
     hold_days: Option<i64>,
+    override_levels_bps: Option<Vec<u32>>,
+    payout_min_amount: Option<i64>,
 }
 
 fn domains(list: &[String]) -> Result<Vec<AllowedDomain>, FieldError> {
@@ -167,7 +189,7 @@ async fn create(
     State(state): State<AppState>,
     auth: Auth,
     ApiJson(body): ApiJson<CreateProgram>,
-) -> ApiResult<(StatusCode, Json<Program>)> {
+) -> ApiResult<(StatusCode, Json<ProgramView>)> {
     auth.require_admin()?;
     let settings = ProgramSettings {
         name: body.name.trim().to_owned(),
@@ -182,13 +204,24 @@ async fn create(
         hold_days: body.hold_days.unwrap_or(30),
     };
     settings.validate()?;
+    let terms = CommissionTerms {
+        override_levels_bps: body.override_levels_bps.unwrap_or_default(),
+        payout_min_amount: body.payout_min_amount.unwrap_or(0),
+    };
+    terms.validate()?;
     let program = Program {
         id: ProgramId::generate(),
         settings,
         created_at: Utc::now(),
     };
     state.store.insert_program(&program).await?;
-    Ok((StatusCode::CREATED, Json(program)))
+    if terms != CommissionTerms::default() {
+        state
+            .store
+            .set_commission_terms(&program.id, &terms)
+            .await?;
+    }
+    Ok((StatusCode::CREATED, Json(ProgramView { program, terms })))
 }
 
 #[tracing::instrument(skip_all)]
@@ -196,9 +229,12 @@ async fn list(
     State(state): State<AppState>,
     auth: Auth,
     Paging(page): Paging,
-) -> ApiResult<Json<List<Program>>> {
+) -> ApiResult<Json<List<ProgramView>>> {
     auth.require_admin()?;
-    let rows = state.store.programs(page).await?;
+    let mut rows = Vec::new();
+    for program in state.store.programs(page).await? {
+        rows.push(view(&state, program).await?);
+    }
     Ok(Json(List::from_overfetch(rows, page)))
 }
 
@@ -207,9 +243,10 @@ async fn show(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<Program>> {
+) -> ApiResult<Json<ProgramView>> {
     auth.require_admin()?;
-    Ok(Json(load(&state, &id).await?))
+    let program = load(&state, &id).await?;
+    Ok(Json(view(&state, program).await?))
 }
 
 #[tracing::instrument(skip_all, fields(id = %id))]
@@ -218,9 +255,12 @@ async fn update(
     auth: Auth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateProgram>,
-) -> ApiResult<Json<Program>> {
+) -> ApiResult<Json<ProgramView>> {
     auth.require_admin()?;
-    let mut program = load(&state, &id).await?;
+    let ProgramView {
+        mut program,
+        mut terms,
+    } = view(&state, load(&state, &id).await?).await?;
     let s = &mut program.settings;
     if let Some(c) = body.currency {
         if Currency::parse(&c)? != s.currency {
@@ -250,9 +290,20 @@ async fn update(
         s.hold_days = v;
     }
     s.validate()?;
+    if let Some(v) = body.override_levels_bps {
+        terms.override_levels_bps = v;
+    }
+    if let Some(v) = body.payout_min_amount {
+        terms.payout_min_amount = v;
+    }
+    terms.validate()?;
     state.store.update_program(&program).await?;
+    state
+        .store
+        .set_commission_terms(&program.id, &terms)
+        .await?;
     state.program_changed(&program.id);
     // Allowed domains gate redirects: cached links must be checked again.
     state.links_changed();
-    Ok(Json(program))
+    Ok(Json(ProgramView { program, terms }))
 }

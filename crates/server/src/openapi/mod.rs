@@ -16,6 +16,7 @@ mod ingest;
 mod keys;
 mod links;
 mod partners;
+mod payouts;
 mod programs;
 pub mod schema;
 mod tiers;
@@ -63,6 +64,7 @@ pub fn document() -> Value {
         (commissions::schemas(), commissions::paths()),
         (commission_rules::schemas(), commission_rules::paths()),
         (tiers::schemas(), tiers::paths()),
+        (payouts::schemas(), payouts::paths()),
     ];
     for (s, p) in parts {
         schemas.extend(s.into_iter().map(|(k, v)| (k.to_owned(), v)));

@@ -3,8 +3,9 @@
 use serde_json::{json, Value};
 
 use super::schema::{
-    array, email, id, int, label, list_of, nullable, object, one_of_strings, op, optional_label,
-    paging, path_id, pattern, query, read_only, schema_ref, string, time, time_or_date,
+    array, described, email, id, int, label, list_of, nullable, object, one_of_strings, op,
+    optional_label, paging, path_id, pattern, query, read_only, schema_ref, string, time,
+    time_or_date,
 };
 
 /// A partner's slug (`tribute_core::partner::Slug`): lower-case words of
@@ -13,6 +14,14 @@ pub fn slug() -> Value {
     let mut s = pattern(r"^[a-z0-9]+(-[a-z0-9]+)*$", 64);
     s["minLength"] = json!(2);
     s
+}
+
+/// Where a partner is paid (PayPal, Wise); its e-mail when unset.
+fn payout_email() -> Value {
+    described(
+        email(),
+        "where payouts go (PayPal, Wise); the partner's e-mail when unset",
+    )
 }
 
 fn status() -> Value {
@@ -26,6 +35,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("slug", slug()),
         ("name", string()),
         ("email", nullable(string())),
+        ("payout_email", nullable(string())),
         ("status", status()),
         ("tier", nullable(string())),
         ("group", nullable(string())),
@@ -38,6 +48,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("slug", slug()),
         ("name", label(200)),
         ("email", nullable(email())),
+        ("payout_email", nullable(payout_email())),
         ("status", nullable(status())),
         ("tier", nullable(optional_label(100))),
         ("group", nullable(optional_label(100))),
@@ -48,6 +59,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("slug", nullable(slug())),
         ("name", nullable(label(200))),
         ("email", nullable(email())),
+        ("payout_email", nullable(payout_email())),
         ("status", nullable(status())),
         ("tier", nullable(optional_label(100))),
         ("group", nullable(optional_label(100))),

@@ -4,9 +4,9 @@ use serde_json::{json, Value};
 use tribute_core::attribution::ModelKind;
 
 use super::schema::{
-    array, boolean, currency, described, domain, id, int, integer, label, list_of, nullable,
-    object, one_of_strings, op, paging, path_id, pattern, read_only, schema_ref, string, time,
-    trimmed, DOMAIN,
+    amount, array, boolean, currency, described, domain, id, int, integer, label, list_of,
+    nullable, object, one_of_strings, op, paging, path_id, pattern, read_only, schema_ref, string,
+    time, trimmed, DOMAIN,
 };
 
 /// The settings a program is created and updated with, as `(name, schema)`.
@@ -21,7 +21,23 @@ fn settings() -> Vec<(&'static str, Value)> {
         ("window_days", integer(1, 3650)),
         ("cookie_days", integer(1, 3650)),
         ("hold_days", integer(0, 3650)),
+        ("override_levels_bps", override_levels()),
+        (
+            "payout_min_amount",
+            described(amount(), "the smallest payout a partner is sent"),
+        ),
     ]
+}
+
+/// A program's team override levels (`tribute_core::commission::OverridePlan`).
+fn override_levels() -> Value {
+    let mut levels = described(
+        array(integer(0, 10_000)),
+        "basis points a team lead earns per level of its team, level 1 first; \
+         they add up to at most 10000; empty: no overrides",
+    );
+    levels["maxItems"] = json!(tribute_core::commission::overrides::MAX_LEVELS);
+    levels
 }
 
 pub fn schemas() -> Vec<(&'static str, Value)> {
@@ -37,6 +53,8 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("window_days", int()),
         ("cookie_days", int()),
         ("hold_days", int()),
+        ("override_levels_bps", array(int())),
+        ("payout_min_amount", int()),
         ("created_at", read_only(time())),
     ];
     let required: Vec<&str> = program.iter().map(|(k, _)| *k).collect();

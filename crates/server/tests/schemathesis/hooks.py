@@ -30,6 +30,7 @@ PATH_IDS = {
     "/api/v1/links/": FIXTURE["link_id"],
     "/api/v1/coupons/": FIXTURE["coupon_id"],
     "/api/v1/conversions/": FIXTURE["conversion_id"],
+    "/api/v1/payouts/": FIXTURE["payout_id"],
 }
 
 
@@ -145,7 +146,12 @@ def before_call(ctx, case, kwargs):
                 case.body["from_currency"] = "USD" if FIXTURE["currency"] != "USD" else "GBP"
         # An admin key must name the partner a link is for (a partner key
         # creates links for itself): the document says so in words.
-        if path == "/api/v1/links" and method == "POST" and FIXTURE["admin"]:
+        if path in ("/api/v1/links", "/api/v1/payout-requests") and method == "POST" and FIXTURE["admin"]:
             if case.body.get("partner_id") is None:
                 case.body["partner_id"] = FIXTURE["partner_id"]
+        # Team override levels add up to at most 100% (10000 bps): said in
+        # words, since a schema cannot sum.
+        levels = case.body.get("override_levels_bps")
+        if isinstance(levels, list) and sum(levels) > 10000:
+            case.body["override_levels_bps"] = [v * 10000 // sum(levels) for v in levels]
 

@@ -75,6 +75,7 @@ pub fn partner(program: &Program, slug: &str, status: PartnerStatus) -> Partner 
         slug: Slug::parse(slug).unwrap(),
         name: slug.to_uppercase(),
         email: Some(Email::parse(&format!("{slug}@example.com")).unwrap()),
+        payout_email: None,
         status,
         tier: None,
         group: None,
