@@ -10,11 +10,11 @@ use rand::Rng;
 use serde_json::json;
 use tribute_core::attribution::{attribute, ModelConfig};
 use tribute_core::click::Click;
-use tribute_core::commission::{OverridePlan, RewardRule, RuleTerms, Tier};
+use tribute_core::commission::{RewardRule, RuleTerms, Tier};
 use tribute_core::identity::Claim;
 use tribute_core::ids::{ConversionId, RewardRuleId, TierId};
 use tribute_core::money::Money;
-use tribute_core::program::Program;
+use tribute_core::program::{CommissionTerms, Program};
 use tribute_core::tracking::{Conversion, ConversionStatus, Product};
 use tribute_store::{NewRefund, RefundKind, Store, StoredTier};
 
@@ -51,9 +51,12 @@ pub async fn seed_money(
             })
             .await?;
     }
-    store
-        .set_override_levels(&program.id, Some(&OverridePlan::one_level(1_000)?))
-        .await?;
+    let terms = CommissionTerms {
+        override_levels_bps: vec![1_000],
+        payout_min_amount: 1_000,
+    };
+    terms.validate()?;
+    store.set_commission_terms(&program.id, &terms).await?;
     for terms in [
         json!({"name": "20% of every payment", "event": "sale", "kind": "percentage",
                "rate_bps": 2_000, "duration": "lifetime"}),

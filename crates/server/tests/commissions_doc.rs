@@ -15,8 +15,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde_json::{json, Value};
-use tribute_core::commission::OverridePlan;
-use tribute_core::ids::ProgramId;
 
 use common::{str_of, TestApp};
 
@@ -125,11 +123,13 @@ async fn the_worked_example_in_docs_commissions_md_is_what_the_server_does(app: 
         ids.insert(slug, str_of(&p, "id").to_owned());
         names.insert(str_of(&p, "id").to_owned(), slug.to_owned());
     }
-    let program_id = ProgramId::parse(&pid).unwrap();
-    app.store
-        .set_override_levels(&program_id, Some(&OverridePlan::one_level(1_000).unwrap()))
-        .await
-        .unwrap();
+    app.patch(
+        &format!("/programs/{pid}"),
+        &app.admin_key,
+        &json!({"override_levels_bps": [1_000]}),
+    )
+    .await
+    .ok(200);
     app.post(
         "/reward-rules",
         &app.admin_key,

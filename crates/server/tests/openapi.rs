@@ -135,7 +135,7 @@ fn request_bodies_refuse_unknown_fields_and_never_take_ids_or_creation_times() {
 fn documented_id_patterns_match_the_ids_the_server_makes() {
     use tribute_core::ids::{
         ApiKeyId, CommissionId, ConversionId, CouponId, EntryId, EventId, FxRateId, LinkId,
-        PartnerId, PayoutId, PayoutRequestId, ProgramId, RewardRuleId, TierId,
+        PartnerId, PayoutId, PayoutRequestId, ProgramId, RefundId, RewardRuleId, TierId,
     };
     let made = [
         (ApiKeyId::PREFIX, ApiKeyId::generate().to_string()),
@@ -154,6 +154,7 @@ fn documented_id_patterns_match_the_ids_the_server_makes() {
             PayoutRequestId::generate().to_string(),
         ),
         (CommissionId::PREFIX, CommissionId::generate().to_string()),
+        (RefundId::PREFIX, RefundId::generate().to_string()),
         (EntryId::PREFIX, EntryId::generate_ordered(0).to_string()),
     ];
     let doc = tribute_server::openapi::document().to_string();

@@ -9,7 +9,7 @@ mod common;
 
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
-use tribute_core::commission::{OverridePlan, RewardRule, RuleTerms};
+use tribute_core::commission::{RewardRule, RuleTerms};
 use tribute_core::ids::{ProgramId, RewardRuleId};
 
 use common::shop::{shop, Shop};
@@ -94,10 +94,13 @@ async fn a_refund_after_payout_reverses_the_override_too_and_is_carried_into_the
         .insert_reward_rule(&rule, Utc::now())
         .await
         .unwrap();
-    app.store
-        .set_override_levels(&program, Some(&OverridePlan::one_level(1_000).unwrap()))
-        .await
-        .unwrap();
+    app.patch(
+        &format!("/programs/{}", s.seed.program_id),
+        &app.admin_key,
+        &json!({"override_levels_bps": [1_000]}),
+    )
+    .await
+    .ok(200);
     app.patch(
         &format!("/partners/{alice}"),
         &app.admin_key,

@@ -127,25 +127,3 @@ impl Store {
         .transpose()
     }
 }
-
-impl Store {
-    /// Set the program's team override levels (basis points per level,
-    /// level 1 first; none: no overrides).
-    pub async fn set_override_levels(
-        &self,
-        program: &ProgramId,
-        levels: Option<&tribute_core::commission::OverridePlan>,
-    ) -> Result<()> {
-        let levels = levels.map_or_else(Vec::new, |l| l.levels_bps().to_vec());
-        let done = sqlx::query("UPDATE programs SET override_levels_bps = $1 WHERE id = $2")
-            .bind(serde_json::to_string(&levels).expect("levels serialise"))
-            .bind(program.as_str())
-            .execute(self.pool())
-            .await
-            .context("setting override levels")?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("program"));
-        }
-        Ok(())
-    }
-}

@@ -62,10 +62,7 @@ async fn a_lead_rule_pays_each_partner_once_per_person_with_the_team_leads_overr
     let mut jane = s.jane.clone();
     jane.team_lead_id = Some(s.sam.id.clone());
     store.update_partner(&jane).await.unwrap();
-    store
-        .set_override_levels(&p.id, Some(&OverridePlan::one_level(2_000).unwrap()))
-        .await
-        .unwrap();
+    overrides(&store, p, OverridePlan::one_level(2_000).unwrap()).await;
     rule(
         &store,
         p,

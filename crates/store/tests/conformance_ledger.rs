@@ -136,7 +136,7 @@ async fn a_conversion_accrues_commissions_split_exactly_by_credit_with_two_level
         .await
         .unwrap();
     let plan = OverridePlan::new(vec![1000, 500]).unwrap();
-    store.set_override_levels(&p.id, Some(&plan)).await.unwrap();
+    overrides(&store, p, plan).await;
 
     let c = sale(&store, p, "a1", &[&ann, &s.jane, &s.sam], 10_001, hours(4)).await;
     let f = CommissionFilter {
@@ -205,7 +205,7 @@ async fn setup_one_partner(store: &Store) -> (Seed, Partner) {
         .await
         .unwrap();
     let plan = OverridePlan::one_level(1000).unwrap();
-    store.set_override_levels(&p.id, Some(&plan)).await.unwrap();
+    overrides(&store, p, plan).await;
     (s, lead)
 }
 

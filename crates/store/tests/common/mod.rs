@@ -296,3 +296,12 @@ pub async fn touched_person(
     assert_eq!(touches.len(), partners.len(), "one touch per via visit");
     (who, touches)
 }
+
+/// Pay team leads `plan`'s override levels in program `p`.
+pub async fn overrides(store: &Store, p: &Program, plan: tribute_core::commission::OverridePlan) {
+    let terms = tribute_core::program::CommissionTerms {
+        override_levels_bps: plan.levels_bps().to_vec(),
+        payout_min_amount: 0,
+    };
+    store.set_commission_terms(&p.id, &terms).await.unwrap();
+}
