@@ -216,7 +216,11 @@ pub async fn run(store: &Store, plan: PayoutPlan) -> anyhow::Result<()> {
                     anyhow::bail!("--part: the export is {count} file(s): give 1 to {count}")
                 }
                 Some(n) => vec![(n, files[n - 1].clone())],
-                None => files.into_iter().enumerate().map(|(i, f)| (i + 1, f)).collect(),
+                None => files
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, f)| (i + 1, f))
+                    .collect(),
             };
             match out {
                 None if chosen.len() > 1 => anyhow::bail!(

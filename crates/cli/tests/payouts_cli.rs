@@ -35,7 +35,11 @@ fn stdout(out: &Output) -> String {
 
 /// The error of a command that must fail.
 fn stderr(out: &Output) -> String {
-    assert!(!out.status.success(), "succeeded: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8(out.stderr.clone()).unwrap()
 }
 
@@ -90,11 +94,20 @@ fn bad_arguments_name_the_argument_and_leave_no_database_behind() {
     let db = dir.path().join("tribute.db");
     for (args, named) in [
         (&["create", "--program", "ptn_x"][..], "--program"),
-        (&["create", "--program", "prg_x", "--until", "soon"], "--until"),
-        (&["create", "--program", "prg_x", "--min-amount", "-5"], "--min-amount"),
+        (
+            &["create", "--program", "prg_x", "--until", "soon"],
+            "--until",
+        ),
+        (
+            &["create", "--program", "prg_x", "--min-amount", "-5"],
+            "--min-amount",
+        ),
         (&["export", "prg_x", "--format", "csv"], "ID"),
         (&["export", "pay_x", "--format", "xls"], "--format"),
-        (&["export", "pay_x", "--format", "csv", "--part", "0"], "--part"),
+        (
+            &["export", "pay_x", "--format", "csv", "--part", "0"],
+            "--part",
+        ),
         (&["mark-paid", "nope"], "ID"),
     ] {
         let err = stderr(&tribute(&db, args));
@@ -111,25 +124,50 @@ async fn a_batch_is_created_exported_and_marked_paid_once() {
 
     let high = stderr(&tribute(
         &db,
-        &["create", "--program", program.as_str(), "--min-amount", "500"],
+        &[
+            "create",
+            "--program",
+            program.as_str(),
+            "--min-amount",
+            "500",
+        ],
     ));
     assert!(high.contains("--min-amount"), "{high}");
     let created = stdout(&tribute(
         &db,
-        &["create", "--program", program.as_str(), "--min-amount", "102"],
+        &[
+            "create",
+            "--program",
+            program.as_str(),
+            "--min-amount",
+            "102",
+        ],
     ));
     let id = created.lines().last().unwrap().to_owned();
     assert!(id.starts_with("pay_"), "{created}");
-    assert!(created.contains("2 partner(s), 205 minor units of EUR"), "{created}");
+    assert!(
+        created.contains("2 partner(s), 205 minor units of EUR"),
+        "{created}"
+    );
 
     let paypal = stdout(&tribute(&db, &["export", &id, "--format", "paypal"]));
     let lines: Vec<&str> = paypal.lines().collect();
     assert_eq!(lines.len(), 2, "{paypal}");
-    assert!(lines[0].starts_with("p0002@example.com,1.02,EUR,ptn_"), "{paypal}");
+    assert!(
+        lines[0].starts_with("p0002@example.com,1.02,EUR,ptn_"),
+        "{paypal}"
+    );
     let out = dir.path().join("batch.csv");
     let written = tribute(
         &db,
-        &["export", &id, "--format", "csv", "--out", out.to_str().unwrap()],
+        &[
+            "export",
+            &id,
+            "--format",
+            "csv",
+            "--out",
+            out.to_str().unwrap(),
+        ],
     );
     stdout(&written);
     let file = std::fs::read_to_string(&out).unwrap();
@@ -145,9 +183,18 @@ async fn a_batch_is_created_exported_and_marked_paid_once() {
     assert!(unknown.contains("no payout"), "{unknown}");
     let nothing = stderr(&tribute(
         &db,
-        &["create", "--program", program.as_str(), "--min-amount", "102"],
+        &[
+            "create",
+            "--program",
+            program.as_str(),
+            "--min-amount",
+            "102",
+        ],
     ));
-    assert!(nothing.contains("--min-amount"), "p0001's 101 is below 102: {nothing}");
+    assert!(
+        nothing.contains("--min-amount"),
+        "p0001's 101 is below 102: {nothing}"
+    );
     store.close().await;
 }
 
@@ -167,19 +214,36 @@ async fn a_wise_batch_past_a_thousand_rows_is_written_in_numbered_parts() {
     assert!(to_stdout.contains("--out"), "{to_stdout}");
     let out = dir.path().join("wise.csv");
     let out_arg = out.to_str().unwrap();
-    stdout(&tribute(&db, &["export", &id, "--format", "wise", "--out", out_arg]));
+    stdout(&tribute(
+        &db,
+        &["export", &id, "--format", "wise", "--out", out_arg],
+    ));
     let rows = |name: &str| {
         std::fs::read_to_string(dir.path().join(name))
             .unwrap()
             .lines()
             .count()
     };
-    assert_eq!((rows("wise-1.csv"), rows("wise-2.csv")), (1001, 2), "header and rows");
+    assert_eq!(
+        (rows("wise-1.csv"), rows("wise-2.csv")),
+        (1001, 2),
+        "header and rows"
+    );
     let second = stdout(&tribute(
         &db,
         &["export", &id, "--format", "wise", "--part", "2"],
     ));
-    assert!(second.lines().nth(1).unwrap().starts_with("P1001,p1001@example.com"), "{second}");
-    let past = stderr(&tribute(&db, &["export", &id, "--format", "wise", "--part", "3"]));
+    assert!(
+        second
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("P1001,p1001@example.com"),
+        "{second}"
+    );
+    let past = stderr(&tribute(
+        &db,
+        &["export", &id, "--format", "wise", "--part", "3"],
+    ));
     assert!(past.contains("--part"), "{past}");
 }

@@ -146,7 +146,10 @@ fn documented_id_patterns_match_the_ids_the_server_makes() {
         (ConversionId::PREFIX, ConversionId::generate().to_string()),
         (EventId::PREFIX, EventId::generate_ordered(0).to_string()),
         (PayoutId::PREFIX, PayoutId::generate().to_string()),
-        (PayoutRequestId::PREFIX, PayoutRequestId::generate().to_string()),
+        (
+            PayoutRequestId::PREFIX,
+            PayoutRequestId::generate().to_string(),
+        ),
         (CommissionId::PREFIX, CommissionId::generate().to_string()),
         (EntryId::PREFIX, EntryId::generate_ordered(0).to_string()),
     ];

@@ -43,7 +43,10 @@ async fn ten_percent(app: &TestApp, seed: &Seed) {
         version: 1,
         terms,
     };
-    app.store.insert_reward_rule(&rule, Utc::now()).await.unwrap();
+    app.store
+        .insert_reward_rule(&rule, Utc::now())
+        .await
+        .unwrap();
 }
 
 /// A sale of `value` through `partner_id`'s coupon `code` (made here).
@@ -89,7 +92,12 @@ fn items(payout: &Value) -> Vec<(String, i64)> {
         .as_array()
         .expect("items")
         .iter()
-        .map(|i| (str_of(i, "partner_id").to_owned(), i["amount"].as_i64().unwrap()))
+        .map(|i| {
+            (
+                str_of(i, "partner_id").to_owned(),
+                i["amount"].as_i64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -105,7 +113,10 @@ fn header<'a>(reply: &'a Reply, name: &str) -> &'a str {
 /// The rows of a CSV answer, header included.
 fn rows(reply: &Reply) -> Vec<Vec<String>> {
     assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
-    assert_eq!(header(reply, CONTENT_TYPE.as_str()), "text/csv; charset=utf-8");
+    assert_eq!(
+        header(reply, CONTENT_TYPE.as_str()),
+        "text/csv; charset=utf-8"
+    );
     csv::ReaderBuilder::new()
         .has_headers(false)
         .from_reader(reply.text.as_bytes())
@@ -147,7 +158,10 @@ async fn a_batch_is_made_exported_in_each_format_and_marked_paid_once(app: TestA
     let mut expected = vec![(alice.id.clone(), 1000), (bob.id.clone(), 505)];
     expected.sort();
     assert_eq!(items(&payout), expected);
-    assert_eq!((payout["total"].as_i64(), payout["status"].as_str()), (Some(1505), Some("created")));
+    assert_eq!(
+        (payout["total"].as_i64(), payout["status"].as_str()),
+        (Some(1505), Some("created"))
+    );
     let id = str_of(&payout, "id");
     let note = format!(
         "Commissions payable until {}",
@@ -161,15 +175,37 @@ async fn a_batch_is_made_exported_in_each_format_and_marked_paid_once(app: TestA
     assert_eq!(
         rows(&paypal),
         vec![
-            vec!["alice.pays@example.org", "10.00", "EUR", alice.id.as_str(), note.as_str(), "PAYPAL"],
-            vec!["bob@example.com", "5.05", "EUR", bob.id.as_str(), note.as_str(), "PAYPAL"],
+            vec![
+                "alice.pays@example.org",
+                "10.00",
+                "EUR",
+                alice.id.as_str(),
+                note.as_str(),
+                "PAYPAL"
+            ],
+            vec![
+                "bob@example.com",
+                "5.05",
+                "EUR",
+                bob.id.as_str(),
+                note.as_str(),
+                "PAYPAL"
+            ],
         ]
     );
     let wise = rows(&app.get(&export("wise"), &app.admin_key).await);
     assert_eq!(wise[0][..3], ["name", "recipientEmail", "paymentReference"]);
     assert_eq!(
         wise[1][..2].iter().chain(&wise[1][3..]).collect::<Vec<_>>(),
-        ["ALICE", "alice.pays@example.org", "PERSON", "target", "10.00", "EUR", "EUR"]
+        [
+            "ALICE",
+            "alice.pays@example.org",
+            "PERSON",
+            "target",
+            "10.00",
+            "EUR",
+            "EUR"
+        ]
     );
     assert!(wise[1][2].starts_with("pay"), "reference: {}", wise[1][2]);
     let generic = rows(&app.get(&export("csv"), &app.admin_key).await);
@@ -248,10 +284,25 @@ async fn a_partner_key_sees_only_its_own_batches_requests_and_statement(app: Tes
         .await
         .ok(201)
         .clone();
-    assert_eq!((request["amount"].as_i64(), request["status"].as_str()), (Some(700), Some("open")));
+    assert_eq!(
+        (request["amount"].as_i64(), request["status"].as_str()),
+        (Some(700), Some("open"))
+    );
     for (case, key, body, status, field) in [
-        ("for another partner", &alice.key, json!({"partner_id": bob.id}), 404, None),
-        ("by an admin naming no one", &app.admin_key, json!({}), 422, Some("partner_id")),
+        (
+            "for another partner",
+            &alice.key,
+            json!({"partner_id": bob.id}),
+            404,
+            None,
+        ),
+        (
+            "by an admin naming no one",
+            &app.admin_key,
+            json!({}),
+            422,
+            Some("partner_id"),
+        ),
         (
             "more than payable",
             &app.admin_key,
@@ -259,7 +310,13 @@ async fn a_partner_key_sees_only_its_own_batches_requests_and_statement(app: Tes
             409,
             Some("amount"),
         ),
-        ("zero", &alice.key, json!({"amount": 0}), 422, Some("amount")),
+        (
+            "zero",
+            &alice.key,
+            json!({"amount": 0}),
+            422,
+            Some("amount"),
+        ),
     ] {
         app.post("/payout-requests", key, &body)
             .await
@@ -269,12 +326,19 @@ async fn a_partner_key_sees_only_its_own_batches_requests_and_statement(app: Tes
     assert_eq!(count(app.get("/payout-requests", &alice.key).await), 0);
     assert_eq!(count(app.get("/payout-requests", &bob.key).await), 1);
     assert_eq!(count(app.get("/payout-requests", &app.admin_key).await), 1);
-    app.get(&format!("/payout-requests?partner_id={}", bob.id), &alice.key)
-        .await
-        .assert_error(404, None, "another partner's requests");
+    app.get(
+        &format!("/payout-requests?partner_id={}", bob.id),
+        &alice.key,
+    )
+    .await
+    .assert_error(404, None, "another partner's requests");
 
     let payout = app
-        .post("/payouts", &app.admin_key, &json!({"program_id": seed.program_id}))
+        .post(
+            "/payouts",
+            &app.admin_key,
+            &json!({"program_id": seed.program_id}),
+        )
         .await
         .ok(201)
         .clone();
@@ -292,9 +356,13 @@ async fn a_partner_key_sees_only_its_own_batches_requests_and_statement(app: Tes
     app.post(&format!("/payouts/{id}/paid"), &alice.key, &json!({}))
         .await
         .assert_error(403, None, "a partner marks paid");
-    app.post("/payouts", &alice.key, &json!({"program_id": seed.program_id}))
-        .await
-        .assert_error(403, None, "a partner makes a batch");
+    app.post(
+        "/payouts",
+        &alice.key,
+        &json!({"program_id": seed.program_id}),
+    )
+    .await
+    .assert_error(403, None, "a partner makes a batch");
     app.get(&format!("/partners/{}/statement", bob.id), &alice.key)
         .await
         .assert_error(404, None, "another partner's statement");
@@ -310,9 +378,20 @@ async fn a_statement_is_served_as_json_and_as_csv_with_every_line_explained(app:
     ten_percent(&app, &seed).await;
     sale_by_coupon(&app, &seed, &alice.id, "ALICE10", 10_000).await;
     release_all(&app).await;
-    credit(&app, &seed, &alice.id, 25, "=HYPERLINK(\"http://evil.test\")").await;
+    credit(
+        &app,
+        &seed,
+        &alice.id,
+        25,
+        "=HYPERLINK(\"http://evil.test\")",
+    )
+    .await;
     let payout = app
-        .post("/payouts", &app.admin_key, &json!({"program_id": seed.program_id}))
+        .post(
+            "/payouts",
+            &app.admin_key,
+            &json!({"program_id": seed.program_id}),
+        )
         .await
         .ok(201)
         .clone();
@@ -326,7 +405,13 @@ async fn a_statement_is_served_as_json_and_as_csv_with_every_line_explained(app:
     let lines = json["lines"].as_array().unwrap();
     let kinds: Vec<(&str, &str, i64)> = lines
         .iter()
-        .map(|l| (str_of(l, "kind"), str_of(l, "account"), l["amount"].as_i64().unwrap()))
+        .map(|l| {
+            (
+                str_of(l, "kind"),
+                str_of(l, "account"),
+                l["amount"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         kinds,
@@ -341,16 +426,35 @@ async fn a_statement_is_served_as_json_and_as_csv_with_every_line_explained(app:
     );
     assert!(lines[0]["explanation"].is_object(), "{}", lines[0]);
     assert_eq!(lines[5]["payout_id"], id);
-    assert_eq!(json["opening"], json!({"pending": 0, "payable": 0, "paid": 0}));
-    assert_eq!(json["closing"], json!({"pending": 0, "payable": 0, "paid": 1025}));
+    assert_eq!(
+        json["opening"],
+        json!({"pending": 0, "payable": 0, "paid": 0})
+    );
+    assert_eq!(
+        json["closing"],
+        json!({"pending": 0, "payable": 0, "paid": 1025})
+    );
 
     let csv = app.get(&format!("{path}?format=csv"), &alice.key).await;
     assert!(header(&csv, "content-disposition").contains("alice-statement-"));
     let table = rows(&csv);
     assert_eq!(table[0].len(), 12);
-    assert_eq!(table[0][..6], ["at", "entry_id", "kind", "account", "amount", "amount_minor"]);
+    assert_eq!(
+        table[0][..6],
+        [
+            "at",
+            "entry_id",
+            "kind",
+            "account",
+            "amount",
+            "amount_minor"
+        ]
+    );
     assert_eq!(table.len(), 7, "a header and six lines");
-    assert_eq!(table[1][2..7], ["accrual", "pending", "10.00", "1000", "EUR"]);
+    assert_eq!(
+        table[1][2..7],
+        ["accrual", "pending", "10.00", "1000", "EUR"]
+    );
     assert!(table[1][11].starts_with('{'), "the explanation as JSON");
     assert_eq!(
         table[4][10], "'=HYPERLINK(\"http://evil.test\")",
@@ -359,9 +463,16 @@ async fn a_statement_is_served_as_json_and_as_csv_with_every_line_explained(app:
 
     let tomorrow = (Utc::now() + Duration::days(1)).format("%Y-%m-%d");
     let empty = app
-        .get(&format!("{path}?from={tomorrow}&to={tomorrow}"), &app.admin_key)
+        .get(
+            &format!("{path}?from={tomorrow}&to={tomorrow}"),
+            &app.admin_key,
+        )
         .await;
-    assert_eq!(empty.ok(200)["closing"], json["closing"], "no lines, same balances");
+    assert_eq!(
+        empty.ok(200)["closing"],
+        json["closing"],
+        "no lines, same balances"
+    );
     for (query, status, field) in [
         ("format=xml", 422, "format"),
         ("from=2026-02-01&to=2026-01-01", 422, "from"),
@@ -389,13 +500,21 @@ async fn programs_take_override_levels_and_a_minimum_and_partners_a_payout_email
     let path = format!("/programs/{}", str_of(&program, "id"));
     let eleven = vec![1; 11];
     for (body, field) in [
-        (json!({"override_levels_bps": [6000, 5000]}), "override_levels_bps"),
-        (json!({"override_levels_bps": eleven}), "override_levels_bps"),
+        (
+            json!({"override_levels_bps": [6000, 5000]}),
+            "override_levels_bps",
+        ),
+        (
+            json!({"override_levels_bps": eleven}),
+            "override_levels_bps",
+        ),
         (json!({"payout_min_amount": -1}), "payout_min_amount"),
     ] {
-        app.patch(&path, &app.admin_key, &body)
-            .await
-            .assert_error(422, Some(field), &body.to_string());
+        app.patch(&path, &app.admin_key, &body).await.assert_error(
+            422,
+            Some(field),
+            &body.to_string(),
+        );
     }
     let cleared = app
         .patch(&path, &app.admin_key, &json!({"override_levels_bps": []}))
@@ -412,14 +531,16 @@ async fn programs_take_override_levels_and_a_minimum_and_partners_a_payout_email
     );
 
     let program_id = str_of(&program, "id");
-    let partner = |payout_email: Value| {
-        json!({"program_id": program_id, "slug": "lead", "name": "Lead", "payout_email": payout_email})
-    };
+    let partner = |payout_email: Value| json!({"program_id": program_id, "slug": "lead", "name": "Lead", "payout_email": payout_email});
     app.post("/partners", &app.admin_key, &partner(json!("not-an-email")))
         .await
         .assert_error(422, Some("payout_email"), "a bad payout e-mail");
     let lead = app
-        .post("/partners", &app.admin_key, &partner(json!("Lead@Example.ORG")))
+        .post(
+            "/partners",
+            &app.admin_key,
+            &partner(json!("Lead@Example.ORG")),
+        )
         .await
         .ok(201)
         .clone();

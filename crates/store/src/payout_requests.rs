@@ -78,7 +78,10 @@ impl Store {
         amount: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<StoredPayoutRequest> {
-        let mut tx = self.begin_write().await.context("starting a payout request")?;
+        let mut tx = self
+            .begin_write()
+            .await
+            .context("starting a payout request")?;
         let (program, min): (String, i64) = sqlx::query_as(
             "SELECT p.program_id, g.payout_min_amount FROM partners p \
              JOIN programs g ON g.id = p.program_id WHERE p.id = $1",

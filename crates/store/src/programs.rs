@@ -108,9 +108,13 @@ impl Store {
     /// Replace a program's commission terms (validated by the caller).
     /// Commissions already made keep the overrides they were made with.
     #[tracing::instrument(skip(self, terms))]
-    pub async fn set_commission_terms(&self, id: &ProgramId, terms: &CommissionTerms) -> Result<()> {
-        let levels =
-            serde_json::to_string(&terms.override_levels_bps).expect("a list of numbers serialises");
+    pub async fn set_commission_terms(
+        &self,
+        id: &ProgramId,
+        terms: &CommissionTerms,
+    ) -> Result<()> {
+        let levels = serde_json::to_string(&terms.override_levels_bps)
+            .expect("a list of numbers serialises");
         let done = sqlx::query(
             "UPDATE programs SET override_levels_bps = $2, payout_min_amount = $3 WHERE id = $1",
         )

@@ -17,8 +17,8 @@ use tribute_core::ledger::{Account, EntryKind, PartnerAccount, PartnerBalance};
 use tribute_core::partner::{Email, Partner};
 use tribute_core::program::{CommissionTerms, Program};
 use tribute_store::{
-    CommissionFilter, LedgerFilter, NewRefund, Page, PayoutFilter, PayoutRequestFilter,
-    RefundKind, Store, StoreError, StoredPayout,
+    CommissionFilter, LedgerFilter, NewRefund, Page, PayoutFilter, PayoutRequestFilter, RefundKind,
+    Store, StoreError, StoredPayout,
 };
 
 use common::*;
@@ -206,7 +206,11 @@ async fn open_batches_are_never_counted_twice(store: Store) {
         .create_payout(&s.program.id, hours(4), 0, hours(4))
         .await
         .unwrap();
-    assert_eq!(items(&b), vec![pair(&s.jane, 400)], "A holds the first 1000");
+    assert_eq!(
+        items(&b),
+        vec![pair(&s.jane, 400)],
+        "A holds the first 1000"
+    );
 
     let a_id = PayoutId::parse(&a.id).unwrap();
     store.mark_payout_paid(&a_id, hours(5)).await.unwrap();
@@ -328,7 +332,9 @@ async fn marking_a_batch_paid_twice_pays_once_and_the_books_balance(store: Store
         .filter(|e| e.kind == EntryKind::Payout)
         .collect::<Vec<_>>();
     assert_eq!(payouts.len(), 2, "one entry per partner, once");
-    assert!(payouts.iter().all(|e| e.payout_id.as_deref() == Some(&*p.id)));
+    assert!(payouts
+        .iter()
+        .all(|e| e.payout_id.as_deref() == Some(&*p.id)));
     assert_eq!(ledger_sum(&store, &s.program).await, 0);
     let balances = store.account_balances(&s.program.id).await.unwrap();
     let paid_of = |who: &Partner| {
@@ -560,7 +566,10 @@ async fn a_statement_adds_up_from_its_opening_to_its_closing_balances(store: Sto
             (EntryKind::Payout, PartnerAccount::Paid, 1050),
         ]
     );
-    assert!(st.lines[0].explanation.is_some(), "the accrual explains itself");
+    assert!(
+        st.lines[0].explanation.is_some(),
+        "the accrual explains itself"
+    );
     assert_eq!(st.lines[4].payout_id.as_deref(), Some(&*p.id));
     assert_eq!(st.currency, "EUR");
     let empty = store

@@ -199,8 +199,9 @@ async fn export(
         .payout_export_items(&id)
         .await?
         .ok_or(ApiError::NotFound("payout"))?;
-    let currency = Currency::parse(&payout.currency)
-        .map_err(|e| anyhow::anyhow!("payout {} has currency {}: {e}", payout.id, payout.currency))?;
+    let currency = Currency::parse(&payout.currency).map_err(|e| {
+        anyhow::anyhow!("payout {} has currency {}: {e}", payout.id, payout.currency)
+    })?;
     let files = export_files(format, &items, currency).map_err(|e| ApiError::Conflict {
         field: e.field,
         message: e.message,
@@ -269,9 +270,7 @@ async fn create_request(
         }
         (None, Some(asked)) => PartnerId::parse(asked).map_err(|e| e.at("partner_id"))?,
         (None, None) => {
-            return Err(
-                FieldError::new("partner_id", "is required with an admin key").into(),
-            )
+            return Err(FieldError::new("partner_id", "is required with an admin key").into())
         }
     };
     let request = state

@@ -216,7 +216,10 @@ async fn create(
     };
     state.store.insert_program(&program).await?;
     if terms != CommissionTerms::default() {
-        state.store.set_commission_terms(&program.id, &terms).await?;
+        state
+            .store
+            .set_commission_terms(&program.id, &terms)
+            .await?;
     }
     Ok((StatusCode::CREATED, Json(ProgramView { program, terms })))
 }
@@ -295,7 +298,10 @@ async fn update(
     }
     terms.validate()?;
     state.store.update_program(&program).await?;
-    state.store.set_commission_terms(&program.id, &terms).await?;
+    state
+        .store
+        .set_commission_terms(&program.id, &terms)
+        .await?;
     state.program_changed(&program.id);
     // Allowed domains gate redirects: cached links must be checked again.
     state.links_changed();

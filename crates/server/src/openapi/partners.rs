@@ -3,8 +3,9 @@
 use serde_json::{json, Value};
 
 use super::schema::{
-    array, described, email, id, int, label, list_of, nullable, object, one_of_strings, op, optional_label,
-    paging, path_id, pattern, query, read_only, schema_ref, string, time, time_or_date,
+    array, described, email, id, int, label, list_of, nullable, object, one_of_strings, op,
+    optional_label, paging, path_id, pattern, query, read_only, schema_ref, string, time,
+    time_or_date,
 };
 
 /// A partner's slug (`tribute_core::partner::Slug`): lower-case words of
@@ -17,7 +18,10 @@ pub fn slug() -> Value {
 
 /// Where a partner is paid (PayPal, Wise); its e-mail when unset.
 fn payout_email() -> Value {
-    described(email(), "where payouts go (PayPal, Wise); the partner's e-mail when unset")
+    described(
+        email(),
+        "where payouts go (PayPal, Wise); the partner's e-mail when unset",
+    )
 }
 
 fn status() -> Value {

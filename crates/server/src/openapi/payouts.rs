@@ -41,7 +41,10 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("status", payout_status()),
         (
             "until",
-            described(time(), "money that became payable up to this time is in the batch"),
+            described(
+                time(),
+                "money that became payable up to this time is in the batch",
+            ),
         ),
         (
             "min_amount",
@@ -117,7 +120,14 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("at", time()),
         (
             "kind",
-            one_of_strings(["accrual", "override", "post", "void", "payout", "adjustment"]),
+            one_of_strings([
+                "accrual",
+                "override",
+                "post",
+                "void",
+                "payout",
+                "adjustment",
+            ]),
         ),
         ("account", one_of_strings(["pending", "payable", "paid"])),
         (
@@ -277,6 +287,9 @@ pub fn paths() -> Vec<(&'static str, Value)> {
                     &[], Some(schema_ref("PayoutRequestCreate")), "201", schema_ref("PayoutRequest")),
             }),
         ),
-        ("/api/v1/partners/{id}/statement", json!({"get": statement_op()})),
+        (
+            "/api/v1/partners/{id}/statement",
+            json!({"get": statement_op()}),
+        ),
     ]
 }

@@ -4,9 +4,9 @@ use serde_json::{json, Value};
 use tribute_core::attribution::ModelKind;
 
 use super::schema::{
-    amount, array, boolean, currency, described, domain, id, int, integer, label, list_of, nullable,
-    object, one_of_strings, op, paging, path_id, pattern, read_only, schema_ref, string, time,
-    trimmed, DOMAIN,
+    amount, array, boolean, currency, described, domain, id, int, integer, label, list_of,
+    nullable, object, one_of_strings, op, paging, path_id, pattern, read_only, schema_ref, string,
+    time, trimmed, DOMAIN,
 };
 
 /// The settings a program is created and updated with, as `(name, schema)`.
