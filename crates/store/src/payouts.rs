@@ -16,8 +16,10 @@
 //! settles as paid, and closes the partners' payout requests; doing it
 //! again changes nothing.
 //!
-//! On PostgreSQL, making a batch and asking for a payout take an advisory
-//! lock on the program, so two nodes never count the same balance twice.
+//! On PostgreSQL, making a batch, paying one and asking for a payout take
+//! an advisory lock on the program, so two nodes never count the same
+//! balance twice (nor see a batch paid between reading its payable lines
+//! and reading what open batches hold).
 
 use std::collections::BTreeMap;
 
@@ -310,6 +312,16 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(StoredPayout, bool)> {
         let mut tx = self.begin_write().await.context("starting to mark paid")?;
+        let program: Option<(String,)> =
+            sqlx::query_as("SELECT program_id FROM payouts WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .context("finding a payout's program")?;
+        let (program,) = program.ok_or(StoreError::NotFound("payout"))?;
+        // A batch being made reads the payable lines and the open batches
+        // in two statements: this payment must not land between them.
+        lock_program(&mut tx, self.backend(), &program).await?;
         // The claim is the idempotency: only one caller moves it from created.
         let claimed = sqlx::query(
             "UPDATE payouts SET status = 'paid', paid_at = $2 WHERE id = $1 AND status = 'created'",
