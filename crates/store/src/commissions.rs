@@ -124,17 +124,18 @@ pub(crate) async fn partner_facts(
     needs: Needs,
     at: DateTime<Utc>,
 ) -> Result<Option<(PartnerFacts, Option<PartnerId>)>> {
-    let row: Option<(Option<String>, Option<String>, Option<String>, Option<i64>)> =
-        sqlx::query_as(
-            "SELECT p.tier, p.group_name, p.team_lead_id, t.multiplier_bps FROM partners p \
+    // tier, group, team lead, the tier's multiplier
+    type FactsRow = (Option<String>, Option<String>, Option<String>, Option<i64>);
+    let row: Option<FactsRow> = sqlx::query_as(
+        "SELECT p.tier, p.group_name, p.team_lead_id, t.multiplier_bps FROM partners p \
              LEFT JOIN tiers t ON t.program_id = p.program_id AND t.name = p.tier \
              WHERE p.id = $1 AND p.program_id = $2",
-        )
-        .bind(partner.as_str())
-        .bind(program.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .context("loading partner facts")?;
+    )
+    .bind(partner.as_str())
+    .bind(program.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .context("loading partner facts")?;
     let Some((tier, group, lead, multiplier)) = row else {
         return Ok(None);
     };

@@ -25,6 +25,7 @@ mod ledger;
 mod links;
 mod migrate;
 mod partners;
+mod payout_reads;
 mod payout_requests;
 mod payouts;
 mod programs;

@@ -16,8 +16,10 @@
 //! settles as paid, and closes the partners' payout requests; doing it
 //! again changes nothing.
 //!
-//! On PostgreSQL, making a batch and asking for a payout take an advisory
-//! lock on the program, so two nodes never count the same balance twice.
+//! On PostgreSQL, making a batch, paying one and asking for a payout take
+//! an advisory lock on the program, so two nodes never count the same
+//! balance twice (nor see a batch paid between reading its payable lines
+//! and reading what open batches hold).
 
 use std::collections::BTreeMap;
 
@@ -26,13 +28,13 @@ use serde::Serialize;
 use sqlx::{AnyConnection, FromRow};
 use tribute_core::ids::{PartnerId, PayoutId, ProgramId};
 use tribute_core::ledger::{pay, payout_due};
-use tribute_core::money::{check_amount, Currency, Money};
-use tribute_core::payout::PayoutItem;
+use tribute_core::money::check_amount;
 
 use crate::identity::advisory_key_of;
 use crate::ledger::{append, save_position, EntryLinks, PositionRow, POSITION_COLUMNS};
+use crate::payout_reads::items_of;
 use crate::sql::{multi_row_insert, placeholders, Params, INSERT_ROWS, IN_CHUNK};
-use crate::{corrupt, from_ms, to_ms, Backend, Context, Page, Result, Store, StoreError};
+use crate::{corrupt, from_ms, to_ms, Backend, Context, Result, Store, StoreError};
 
 /// A payout batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -73,9 +75,10 @@ pub struct PayoutFilter {
     pub status: Option<String>,
 }
 
+/// A batch's row (its items are read apart).
 #[derive(FromRow)]
-struct PayoutRow {
-    id: String,
+pub(crate) struct PayoutRow {
+    pub(crate) id: String,
     program_id: String,
     currency: String,
     status: String,
@@ -86,11 +89,15 @@ struct PayoutRow {
     paid_at: Option<i64>,
 }
 
-const PAYOUT_COLUMNS: &str =
+pub(crate) const PAYOUT_COLUMNS: &str =
     "id, program_id, currency, status, until_at, min_amount, total, created_at, paid_at";
 
 impl PayoutRow {
-    fn into_payout(self, items: Vec<StoredPayoutItem>, partial: bool) -> Result<StoredPayout> {
+    pub(crate) fn into_payout(
+        self,
+        items: Vec<StoredPayoutItem>,
+        partial: bool,
+    ) -> Result<StoredPayout> {
         Ok(StoredPayout {
             until: from_ms(self.until_at)?,
             created_at: from_ms(self.created_at)?,
@@ -305,6 +312,16 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(StoredPayout, bool)> {
         let mut tx = self.begin_write().await.context("starting to mark paid")?;
+        let program: Option<(String,)> =
+            sqlx::query_as("SELECT program_id FROM payouts WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .context("finding a payout's program")?;
+        let (program,) = program.ok_or(StoreError::NotFound("payout"))?;
+        // A batch being made reads the payable lines and the open batches
+        // in two statements: this payment must not land between them.
+        lock_program(&mut tx, self.backend(), &program).await?;
         // The claim is the idempotency: only one caller moves it from created.
         let claimed = sqlx::query(
             "UPDATE payouts SET status = 'paid', paid_at = $2 WHERE id = $1 AND status = 'created'",
@@ -359,136 +376,6 @@ impl Store {
         };
         Ok((payout.into_payout(items, false)?, false))
     }
-
-    /// One batch with its items (only `partner`'s, when given: a batch not
-    /// paying it is not found).
-    #[tracing::instrument(skip(self))]
-    pub async fn payout(
-        &self,
-        id: &PayoutId,
-        partner: Option<&PartnerId>,
-    ) -> Result<Option<StoredPayout>> {
-        let filter = PayoutFilter {
-            partner_id: partner.cloned(),
-            ..Default::default()
-        };
-        Ok(self
-            .payouts_where(&filter, Some(id), Page::default())
-            .await?
-            .pop())
-    }
-
-    /// Batches newest first, with their items.
-    #[tracing::instrument(skip(self))]
-    pub async fn payouts(&self, filter: &PayoutFilter, page: Page) -> Result<Vec<StoredPayout>> {
-        self.payouts_where(filter, None, page).await
-    }
-
-    async fn payouts_where(
-        &self,
-        f: &PayoutFilter,
-        id: Option<&PayoutId>,
-        page: Page,
-    ) -> Result<Vec<StoredPayout>> {
-        let mut conn = self.pool().acquire().await.context("listing payouts")?;
-        let rows: Vec<PayoutRow> = sqlx::query_as(&format!(
-            "SELECT {PAYOUT_COLUMNS} FROM payouts WHERE ($1 IS NULL OR program_id = $1) \
-             AND ($2 IS NULL OR id IN (SELECT payout_id FROM payout_items WHERE partner_id = $2)) \
-             AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR id = $4) \
-             ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6"
-        ))
-        .bind(f.program_id.as_ref().map(|p| p.as_str()))
-        .bind(f.partner_id.as_ref().map(|p| p.as_str()))
-        .bind(f.status.as_deref())
-        .bind(id.map(|i| i.as_str()))
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(&mut *conn)
-        .await
-        .context("listing payouts")?;
-        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let only = f.partner_id.as_ref().map(|p| p.as_str());
-        let mut items = items_of(&mut conn, &ids, only).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let mine = items.remove(&row.id).unwrap_or_default();
-            out.push(row.into_payout(mine, only.is_some())?);
-        }
-        Ok(out)
-    }
-
-    /// A batch as the rows of its export files: each partner with its name,
-    /// payout e-mail (else its e-mail) and amount, by slug; the reference
-    /// is the batch id and the slug.
-    #[tracing::instrument(skip(self))]
-    pub async fn payout_export_items(
-        &self,
-        id: &PayoutId,
-    ) -> Result<Option<(StoredPayout, Vec<PayoutItem>)>> {
-        let Some(payout) = self.payout(id, None).await? else {
-            return Ok(None);
-        };
-        let currency = Currency::parse(&payout.currency).map_err(corrupt("payout currency"))?;
-        let rows: Vec<(String, i64, String, String, Option<String>, Option<String>)> =
-            sqlx::query_as(
-                "SELECT i.partner_id, i.amount, p.slug, p.name, p.email, p.payout_email \
-                 FROM payout_items i JOIN partners p ON p.id = i.partner_id \
-                 WHERE i.payout_id = $1 ORDER BY p.slug, i.partner_id",
-            )
-            .bind(id.as_str())
-            .fetch_all(self.pool())
-            .await
-            .context("loading a payout's recipients")?;
-        let note = format!(
-            "Commissions payable until {}",
-            payout.until.format("%Y-%m-%d")
-        );
-        let items = rows
-            .into_iter()
-            .map(|(partner, amount, slug, name, email, payout_email)| {
-                Ok(PayoutItem {
-                    partner_id: PartnerId::parse(&partner).map_err(corrupt("payout partner"))?,
-                    name,
-                    email: payout_email.or(email),
-                    amount: Money::new(amount, currency),
-                    reference: format!("{} {slug}", payout.id),
-                    note: note.clone(),
-                })
-            })
-            .collect::<Result<_>>()?;
-        Ok(Some((payout, items)))
-    }
-}
-
-/// Items of the batches `ids` (only `partner`'s, when given), by batch.
-async fn items_of(
-    conn: &mut AnyConnection,
-    ids: &[&str],
-    partner: Option<&str>,
-) -> Result<BTreeMap<String, Vec<StoredPayoutItem>>> {
-    let mut out: BTreeMap<String, Vec<StoredPayoutItem>> = BTreeMap::new();
-    for chunk in ids.chunks(IN_CHUNK) {
-        let sql = format!(
-            "SELECT payout_id, partner_id, amount FROM payout_items \
-             WHERE ($1 IS NULL OR partner_id = $1) AND payout_id IN ({}) \
-             ORDER BY payout_id, partner_id",
-            placeholders(2, chunk.len())
-        );
-        let mut q = sqlx::query_as::<_, (String, String, i64)>(&sql).bind(partner);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for (payout, partner_id, amount) in q
-            .fetch_all(&mut *conn)
-            .await
-            .context("loading payout items")?
-        {
-            out.entry(payout)
-                .or_default()
-                .push(StoredPayoutItem { partner_id, amount });
-        }
-    }
-    Ok(out)
 }
 
 /// Label the commissions a payment settles: `partner`'s payable ones

@@ -33,6 +33,7 @@ conformance!(
     a_partner_sees_only_batches_paying_it_and_only_its_item,
     export_rows_use_the_payout_email_else_the_email,
     a_statement_adds_up_from_its_opening_to_its_closing_balances,
+    concurrent_batches_and_payments_never_pay_the_same_money_twice,
 );
 
 const PAGE: Page = Page {
@@ -578,4 +579,39 @@ async fn a_statement_adds_up_from_its_opening_to_its_closing_balances(store: Sto
         .unwrap()
         .expect("sam exists");
     assert!(empty.lines.is_empty());
+}
+
+async fn concurrent_batches_and_payments_never_pay_the_same_money_twice(store: Store) {
+    let s = seeded(&store).await;
+    adjust(&store, &s.jane, 1000, hours(1)).await;
+    let batches: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, program) = (store.clone(), s.program.id.clone());
+            tokio::spawn(async move { store.create_payout(&program, hours(2), 0, hours(2)).await })
+        })
+        .collect();
+    let mut made = Vec::new();
+    for b in batches {
+        match b.await.unwrap() {
+            Ok(p) => made.push(p),
+            Err(e) => assert_eq!(conflict_field(e), "until", "the others find nothing left"),
+        }
+    }
+    assert_eq!(made.len(), 1, "one batch holds the 1000");
+    let id = PayoutId::parse(&made[0].id).unwrap();
+    let payments: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move { store.mark_payout_paid(&id, hours(3)).await })
+        })
+        .collect();
+    let mut first = 0;
+    for p in payments {
+        if !p.await.unwrap().unwrap().1 {
+            first += 1;
+        }
+    }
+    assert_eq!(first, 1, "one call pays, the others find it paid");
+    assert_eq!(balance(&store, &s.jane).await.paid, 1000);
+    assert_eq!(ledger_sum(&store, &s.program).await, 0);
 }
