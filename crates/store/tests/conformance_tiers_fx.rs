@@ -199,7 +199,7 @@ async fn a_converted_conversion_keeps_its_rate_after_the_rate_is_deleted(store: 
     let (who, touches) = touched_person(&store, p, "a1", &[&s.jane]).await;
     let at = hours(3);
     let fx = convert_at(
-        &[rate.rate.clone()],
+        std::slice::from_ref(&rate.rate),
         Money::new(1999, cur("USD")),
         cur("EUR"),
         at,

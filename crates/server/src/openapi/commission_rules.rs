@@ -328,7 +328,7 @@ pub fn paths() -> Vec<(&'static str, Value)> {
                 "get": op("A reward rule: its current version, or `version` (admin)",
                     &[id.clone(), version], None, "200", schema_ref("RewardRule")),
                 "patch": op("Store the full terms as the rule's next version; commissions \
-                    already made keep theirs (admin)", &[id.clone()],
+                    already made keep theirs (admin)", std::slice::from_ref(&id),
                     Some(schema_ref("RewardRuleUpdate")), "200", schema_ref("RewardRule")),
                 "delete": op("Retire a rule: no new commission uses it (admin)", &[id],
                     None, "200", schema_ref("RewardRule")),
