@@ -205,7 +205,7 @@ async fn setup_one_partner(store: &Store) -> (Seed, Partner) {
         .await
         .unwrap();
     let plan = OverridePlan::one_level(1000).unwrap();
-    overrides(&store, p, plan).await;
+    overrides(store, p, plan).await;
     (s, lead)
 }
 
