@@ -2,15 +2,12 @@
 //! partner sees only its own item), and a batch as the rows of its export
 //! files (`tribute_core::payout::export` writes them).
 
-use std::collections::BTreeMap;
-
-use sqlx::{AnyConnection, FromRow};
+use sqlx::FromRow;
 use tribute_core::ids::{PartnerId, PayoutId};
 use tribute_core::money::{Currency, Money};
 use tribute_core::payout::PayoutItem;
 
-use crate::payouts::{PayoutFilter, PayoutRow, StoredPayout, StoredPayoutItem, PAYOUT_COLUMNS};
-use crate::sql::{placeholders, IN_CHUNK};
+use crate::payouts::{items_of, PayoutFilter, PayoutRow, StoredPayout, PAYOUT_COLUMNS};
 use crate::{corrupt, Context, Page, Result, Store};
 
 /// A partner paid by a batch, with what its export row needs.
@@ -123,35 +120,4 @@ impl Store {
             .collect::<Result<_>>()?;
         Ok(Some((payout, items)))
     }
-}
-
-/// Items of the batches `ids` (only `partner`'s, when given), by batch.
-pub(crate) async fn items_of(
-    conn: &mut AnyConnection,
-    ids: &[&str],
-    partner: Option<&str>,
-) -> Result<BTreeMap<String, Vec<StoredPayoutItem>>> {
-    let mut out: BTreeMap<String, Vec<StoredPayoutItem>> = BTreeMap::new();
-    for chunk in ids.chunks(IN_CHUNK) {
-        let sql = format!(
-            "SELECT payout_id, partner_id, amount FROM payout_items \
-             WHERE ($1 IS NULL OR partner_id = $1) AND payout_id IN ({}) \
-             ORDER BY payout_id, partner_id",
-            placeholders(2, chunk.len())
-        );
-        let mut q = sqlx::query_as::<_, (String, String, i64)>(&sql).bind(partner);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for (payout, partner_id, amount) in q
-            .fetch_all(&mut *conn)
-            .await
-            .context("loading payout items")?
-        {
-            out.entry(payout)
-                .or_default()
-                .push(StoredPayoutItem { partner_id, amount });
-        }
-    }
-    Ok(out)
 }

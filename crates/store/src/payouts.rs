@@ -32,7 +32,6 @@ use tribute_core::money::check_amount;
 
 use crate::identity::advisory_key_of;
 use crate::ledger::{append, save_position, EntryLinks, PositionRow, POSITION_COLUMNS};
-use crate::payout_reads::items_of;
 use crate::sql::{multi_row_insert, placeholders, Params, INSERT_ROWS, IN_CHUNK};
 use crate::{corrupt, from_ms, to_ms, Backend, Context, Result, Store, StoreError};
 
@@ -409,4 +408,35 @@ async fn settle_commissions(
         save_position(conn, &row.position()?, row.held != 0, true).await?;
     }
     Ok(())
+}
+
+/// Items of the batches `ids` (only `partner`'s, when given), by batch.
+pub(crate) async fn items_of(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+    partner: Option<&str>,
+) -> Result<BTreeMap<String, Vec<StoredPayoutItem>>> {
+    let mut out: BTreeMap<String, Vec<StoredPayoutItem>> = BTreeMap::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT payout_id, partner_id, amount FROM payout_items \
+             WHERE ($1 IS NULL OR partner_id = $1) AND payout_id IN ({}) \
+             ORDER BY payout_id, partner_id",
+            placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (String, String, i64)>(&sql).bind(partner);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for (payout, partner_id, amount) in q
+            .fetch_all(&mut *conn)
+            .await
+            .context("loading payout items")?
+        {
+            out.entry(payout)
+                .or_default()
+                .push(StoredPayoutItem { partner_id, amount });
+        }
+    }
+    Ok(out)
 }

@@ -36,7 +36,7 @@ fn lead_of(p: usize) -> Option<usize> {
     match p {
         0 | 1 => None,
         2..=5 => Some(p % 2),
-        _ if p % 3 == 0 => None,
+        _ if p.is_multiple_of(3) => None,
         _ => Some(2 + p % 4),
     }
 }
