@@ -18,7 +18,9 @@ use super::Worker;
 /// Run the job every `every` until `stop` turns true.
 pub fn spawn(store: Store, every: Duration, mut stop: watch::Receiver<bool>) -> Worker {
     Worker::spawn("commission release", async move {
-        let mut tick = tokio::time::interval(every);
+        // The first run comes one interval after start, not at once: what a
+        // client does right after start is never raced by it.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {

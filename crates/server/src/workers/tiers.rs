@@ -1,4 +1,5 @@
-//! The tier evaluator: once at start and then every
+//! The tier evaluator: shortly after start (a minute, or the interval if
+//! shorter) and then every
 //! `ServerConfig::tier_interval` (a day by default), it moves every
 //! program's partners to the tier their results earn
 //! (`Store::evaluate_tiers`, which records each change with its reason).
@@ -29,7 +30,11 @@ const PROGRAMS_PER_PAGE: i64 = 200;
 pub fn spawn(store: Store, every: Duration) -> (TierSchedule, Worker) {
     let (alive, mut stopped) = mpsc::channel::<()>(1);
     let worker = Worker::spawn("tier evaluator", async move {
-        let mut ticks = tokio::time::interval(every);
+        // The first run waits a little (at most a minute) after start: the
+        // node is up before it works, and what a client does right after
+        // start is never raced by it.
+        let first = tokio::time::Instant::now() + every.min(Duration::from_secs(60));
+        let mut ticks = tokio::time::interval_at(first, every);
         // After a long pause (a suspended machine), run once, not a burst.
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {

@@ -76,10 +76,11 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(test_config()).await
 }
 
-/// The configuration tests run with unless they say otherwise.
+/// Tests' configuration: the commission job never runs behind their back.
 pub fn test_config() -> ServerConfig {
     ServerConfig {
         public_url: PUBLIC_URL.into(),
+        release_every: std::time::Duration::from_secs(3_600),
         ..Default::default()
     }
 }
@@ -140,8 +141,7 @@ pub async fn start_with(store: Store, backend: Backend, config: ServerConfig) ->
     }
 }
 
-/// Insert an API key directly into the store, as `tribute key create` does;
-/// returns the secret token.
+/// Insert an API key into the store as `tribute key create` does; its token.
 pub async fn insert_key(
     store: &Store,
     scope: Scope,
