@@ -485,7 +485,7 @@ async fn without_a_rate_on_file_a_sale_is_refused_by_every_way_in_and_nothing_is
     app.finish().await;
 }
 
-/// The evaluator runs on its own, at start and then every `tier_interval`.
+/// The evaluator runs on its own, shortly after start and then every `tier_interval`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tier_evaluator_moves_partners_on_its_own() {
     let app = spawn_app_with(ServerConfig {
