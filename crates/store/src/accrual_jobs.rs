@@ -24,7 +24,8 @@ use tribute_core::ids::{ClickId, LinkId, PartnerId, ProgramId};
 use tribute_core::money::{Currency, Money};
 
 use crate::commissions::{
-    current_rules, lock_partners, partner_facts, program_terms, write_planned, Needs, Source,
+    current_rules, lock_partners, partner_facts, program_terms, team_leads, write_planned, Needs,
+    Source,
 };
 use crate::{corrupt, from_ms, to_ms, Context, Result, Store, StoreError};
 
@@ -154,24 +155,8 @@ impl Store {
         terms: &crate::commissions::ProgramTerms,
     ) -> Result<Vec<tribute_core::commission::Planned>> {
         let depth = terms.overrides.as_ref().map_or(0, |o| o.depth());
-        let mut leads = std::collections::HashMap::new();
-        let mut current = (partner.partner_id.clone(), lead);
-        for _ in 0..depth {
-            let (member, Some(l)) = current else { break };
-            leads.insert(member, l.clone());
-            let next: Option<(Option<String>,)> =
-                sqlx::query_as("SELECT team_lead_id FROM partners WHERE id = $1")
-                    .bind(l.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .context("walking the team chain")?;
-            let next = next
-                .and_then(|(n,)| n)
-                .map(|n| PartnerId::parse(&n))
-                .transpose()
-                .map_err(corrupt("team lead"))?;
-            current = (l, next);
-        }
+        let start = vec![(partner.partner_id.clone(), lead)];
+        let leads = team_leads(conn, program_id, start, depth).await?;
         let credited = [Credited { partner, weight: 1 }];
         let accrual = Accrual {
             program_id,

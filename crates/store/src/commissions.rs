@@ -47,13 +47,12 @@ pub(crate) async fn program_terms(
             .await
             .context("loading program terms")?
             .ok_or(StoreError::NotFound("program"))?;
-    let levels: Vec<u32> = serde_json::from_str(&levels)
-        .map_err(|e| StoreError::Corrupt(format!("override levels: {e}")))?;
-    let overrides = if levels.is_empty() {
-        None
-    } else {
-        Some(OverridePlan::new(levels).map_err(corrupt("override levels"))?)
+    let terms = tribute_core::program::CommissionTerms {
+        override_levels_bps: serde_json::from_str(&levels)
+            .map_err(|e| StoreError::Corrupt(format!("override levels: {e}")))?,
+        payout_min_amount: 0,
     };
+    let overrides = terms.overrides().map_err(corrupt("override levels"))?;
     Ok(ProgramTerms {
         overrides,
         hold_days,
@@ -203,14 +202,18 @@ async fn earned(
     Ok(out)
 }
 
-/// The team leads above the credited partners, as far up as `depth`.
-async fn team_leads(
+/// The team leads above the credited partners (each given with its own
+/// lead), as far up as `depth`; none when the program pays no overrides.
+pub(crate) async fn team_leads(
     conn: &mut AnyConnection,
     program: &ProgramId,
     start: Vec<(PartnerId, Option<PartnerId>)>,
     depth: usize,
 ) -> Result<HashMap<PartnerId, PartnerId>> {
     let mut leads: HashMap<PartnerId, PartnerId> = HashMap::new();
+    if depth == 0 {
+        return Ok(leads);
+    }
     let mut frontier: Vec<PartnerId> = Vec::new();
     for (p, lead) in start {
         if let Some(l) = lead {
@@ -360,11 +363,7 @@ pub(crate) async fn plan_sale(
         });
     }
     let depth = terms.overrides.as_ref().map_or(0, |o| o.depth());
-    let leads = if depth > 0 {
-        team_leads(conn, &c.program_id, starts, depth).await?
-    } else {
-        HashMap::new()
-    };
+    let leads = team_leads(conn, &c.program_id, starts, depth).await?;
     let accrual = Accrual {
         program_id: &c.program_id,
         conversion_id: Some(&c.id),
