@@ -24,7 +24,7 @@ use tribute_core::ids::{ClickId, LinkId, PartnerId, ProgramId};
 use tribute_core::money::{Currency, Money};
 
 use crate::commissions::{
-    current_rules, lock_partners, partner_facts, program_terms, team_leads, write_planned, Needs,
+    lock_partners, partner_facts, program_rules, team_leads, write_planned, Needs, ProgramRules,
     Source,
 };
 use crate::{corrupt, from_ms, to_ms, Context, Result, Store, StoreError};
@@ -84,13 +84,12 @@ impl Store {
         }
         for (program, leads) in by_program {
             let program_id = ProgramId::parse(&program).map_err(corrupt("lead program"))?;
-            let rules: Vec<_> = current_rules(&mut tx, &program_id)
-                .await?
+            let ProgramRules { rules, terms } = program_rules(&mut tx, &program_id).await?;
+            let rules: Vec<_> = rules
                 .into_iter()
                 .filter(|r| r.terms.event == RuleEvent::Lead)
                 .collect();
             if !rules.is_empty() {
-                let terms = program_terms(&mut tx, &program_id).await?;
                 let currency = currency_of(&mut tx, &program_id).await?;
                 let needs = Needs::of(&rules);
                 for (partner, person, at) in &leads {
@@ -103,7 +102,7 @@ impl Store {
                             .fetch_one(&mut *tx)
                             .await
                             .context("checking a lead's commission")?;
-                    let Some((mut f, lead)) =
+                    let Some((mut f, chain)) =
                         partner_facts(&mut tx, &program_id, &partner_id, needs, at).await?
                     else {
                         continue;
@@ -111,7 +110,7 @@ impl Store {
                     f.lead_already_paid = paid > 0;
                     let facts = facts(&program_id, RuleEvent::Lead, currency, at, 1);
                     let planned = self
-                        .plan_one(&mut tx, &program_id, &facts, f, lead, &rules, &terms)
+                        .plan_one(&mut tx, &program_id, &facts, f, chain, &rules, &terms)
                         .await?;
                     let src = Source {
                         program_id: &program_id,
@@ -150,12 +149,12 @@ impl Store {
         program_id: &ProgramId,
         facts: &ConversionFacts,
         partner: tribute_core::commission::PartnerFacts,
-        lead: Option<PartnerId>,
+        chain: crate::commissions::Chain,
         rules: &[tribute_core::commission::RewardRule],
         terms: &crate::commissions::ProgramTerms,
     ) -> Result<Vec<tribute_core::commission::Planned>> {
         let depth = terms.overrides.as_ref().map_or(0, |o| o.depth());
-        let start = vec![(partner.partner_id.clone(), lead)];
+        let start = vec![(partner.partner_id.clone(), chain)];
         let leads = team_leads(conn, program_id, start, depth).await?;
         let credited = [Credited { partner, weight: 1 }];
         let accrual = Accrual {
@@ -197,8 +196,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64> {
         let mut tx = self.begin_write().await.context("starting click accrual")?;
-        let rules: Vec<_> = current_rules(&mut tx, program_id)
-            .await?
+        let ProgramRules { rules, terms } = program_rules(&mut tx, program_id).await?;
+        let rules: Vec<_> = rules
             .into_iter()
             .filter(|r| r.terms.event == RuleEvent::Click)
             .collect();
@@ -238,7 +237,6 @@ impl Store {
         .fetch_all(&mut *tx)
         .await
         .context("counting clicks to pay")?;
-        let terms = program_terms(&mut tx, program_id).await?;
         let currency = currency_of(&mut tx, program_id).await?;
         let needs = Needs::of(&rules);
         let mut paid = 0;
@@ -252,7 +250,7 @@ impl Store {
         for (partner, link, count, last) in &runs {
             let partner_id = PartnerId::parse(partner).map_err(corrupt("click partner"))?;
             let at = from_ms(*last)?;
-            let Some((mut f, lead)) =
+            let Some((mut f, chain)) =
                 partner_facts(&mut tx, program_id, &partner_id, needs, at).await?
             else {
                 continue;
@@ -260,7 +258,7 @@ impl Store {
             f.links = vec![LinkId::parse(link).map_err(corrupt("click link"))?];
             let facts = facts(program_id, RuleEvent::Click, currency, at, *count);
             let planned = self
-                .plan_one(&mut tx, program_id, &facts, f, lead, &rules, &terms)
+                .plan_one(&mut tx, program_id, &facts, f, chain, &rules, &terms)
                 .await?;
             let src = Source {
                 program_id,

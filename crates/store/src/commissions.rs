@@ -17,7 +17,6 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
-use sqlx::{Any, AnyConnection, Transaction};
 use tribute_core::commission::conditions::Field;
 use tribute_core::commission::{
     plan, Accrual, CapPeriod, ConversionFacts, Credited, Earned, OverridePlan, PartnerFacts,
@@ -27,8 +26,16 @@ use tribute_core::ids::{ConversionId, LinkId, PartnerId, ProgramId, RewardRuleId
 use tribute_core::ledger::Position;
 use tribute_core::tracking::{Conversion, ConversionStatus};
 
-use crate::ledger::{append, save_position, EntryLinks, PositionRow, POSITION_COLUMNS};
-use crate::{corrupt, from_ms, to_ms, Backend, Context, Result, StoreError};
+use crate::db::{fetch_optional, Arg, Db, DbContext, Row};
+use crate::ledger::{append, append_all, save_position, EntryLinks, PositionRow, POSITION_COLUMNS};
+use crate::sql::{multi_row_insert, Params, INSERT_ROWS};
+use crate::{corrupt, from_ms, to_ms, Backend, Result, StoreError};
+
+/// The one row an aggregate returns.
+fn one_row<'r>(rows: &'r [Row], what: &str) -> Result<&'r Row> {
+    rows.first()
+        .ok_or_else(|| StoreError::Corrupt(format!("no row for {what}")))
+}
 
 /// A program's commission settings, read with its rules.
 pub(crate) struct ProgramTerms {
@@ -36,56 +43,69 @@ pub(crate) struct ProgramTerms {
     pub hold_days: i64,
 }
 
-pub(crate) async fn program_terms(
-    conn: &mut AnyConnection,
-    program: &ProgramId,
-) -> Result<ProgramTerms> {
-    let (levels, hold_days): (String, i64) =
-        sqlx::query_as("SELECT override_levels_bps, hold_days FROM programs WHERE id = $1")
-            .bind(program.as_str())
-            .fetch_optional(&mut *conn)
-            .await
-            .context("loading program terms")?
-            .ok_or(StoreError::NotFound("program"))?;
+/// A program's live rules (each at its current version) and its
+/// commission settings, read together: what every accrual starts from.
+pub(crate) struct ProgramRules {
+    pub rules: Vec<RewardRule>,
+    pub terms: ProgramTerms,
+}
+
+pub(crate) async fn program_rules(conn: &mut dyn Db, program: &ProgramId) -> Result<ProgramRules> {
+    let rows = conn
+        .fetch(
+            "SELECT p.override_levels_bps, p.hold_days, r.id, r.version, r.terms FROM programs p \
+             LEFT JOIN reward_rules r ON r.program_id = p.id AND r.deleted_at IS NULL AND r.version = \
+             (SELECT MAX(version) FROM reward_rules v WHERE v.id = r.id) WHERE p.id = $1 ORDER BY r.id",
+            vec![program.as_str().into()],
+        )
+        .await
+        .context("loading reward rules")?;
+    let Some(first) = rows.first() else {
+        return Err(StoreError::NotFound("program"));
+    };
+    let (levels, hold_days) = (first.text(0)?, first.int(1)?);
     let terms = tribute_core::program::CommissionTerms {
-        override_levels_bps: serde_json::from_str(&levels)
+        override_levels_bps: serde_json::from_str(levels)
             .map_err(|e| StoreError::Corrupt(format!("override levels: {e}")))?,
         payout_min_amount: 0,
     };
-    let overrides = terms.overrides().map_err(corrupt("override levels"))?;
-    Ok(ProgramTerms {
-        overrides,
+    let terms = ProgramTerms {
+        overrides: terms.overrides().map_err(corrupt("override levels"))?,
         hold_days,
-    })
-}
-
-/// The current version of every live rule of `program`.
-pub(crate) async fn current_rules(
-    conn: &mut AnyConnection,
-    program: &ProgramId,
-) -> Result<Vec<RewardRule>> {
-    let rows: Vec<(String, i64, String)> = sqlx::query_as(
-        "SELECT r.id, r.version, r.terms FROM reward_rules r WHERE r.program_id = $1 \
-         AND r.deleted_at IS NULL AND r.version = \
-         (SELECT MAX(version) FROM reward_rules v WHERE v.id = r.id) ORDER BY r.id",
-    )
-    .bind(program.as_str())
-    .fetch_all(&mut *conn)
-    .await
-    .context("loading reward rules")?;
-    rows.into_iter()
-        .map(|(id, version, terms)| {
-            let terms: Value = serde_json::from_str(&terms)
+    };
+    let mut rules = Vec::new();
+    for row in &rows {
+        let (Some(id), Some(version), Some(terms)) =
+            (row.opt_text(2)?, row.opt_int(3)?, row.opt_text(4)?)
+        else {
+            continue; // a program without rules
+        };
+        rules.push({
+            let terms: Value = serde_json::from_str(terms)
                 .map_err(|e| StoreError::Corrupt(format!("rule terms: {e}")))?;
-            Ok(RewardRule {
-                id: RewardRuleId::parse(&id).map_err(corrupt("rule id"))?,
+            RewardRule {
+                id: RewardRuleId::parse(id).map_err(corrupt("rule id"))?,
                 program_id: program.clone(),
                 version: u32::try_from(version)
                     .map_err(|e| StoreError::Corrupt(format!("rule version: {e}")))?,
                 terms: RuleTerms::from_json(&terms).map_err(corrupt("rule terms"))?,
-            })
-        })
-        .collect()
+            }
+        });
+    }
+    Ok(ProgramRules { rules, terms })
+}
+
+/// The current version of every live rule of `program` (none for an
+/// unknown program).
+pub(crate) async fn current_rules(
+    conn: &mut dyn Db,
+    program: &ProgramId,
+) -> Result<Vec<RewardRule>> {
+    match program_rules(conn, program).await {
+        Ok(p) => Ok(p.rules),
+        Err(StoreError::NotFound(_)) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Which costly facts the rules read.
@@ -115,66 +135,70 @@ impl Needs {
     }
 }
 
-/// A partner's facts as the rules see them at `at`.
+/// The team leads above a partner as far as read with its facts: its lead
+/// and its lead's lead, nearest first (fewer when the chain ends sooner).
+pub(crate) type Chain = Vec<PartnerId>;
+
+/// A partner's facts as the rules see them at `at`, and its team chain's
+/// first two levels (read in the same statement: most programs pay no
+/// deeper overrides).
 pub(crate) async fn partner_facts(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Db,
     program: &ProgramId,
     partner: &PartnerId,
     needs: Needs,
     at: DateTime<Utc>,
-) -> Result<Option<(PartnerFacts, Option<PartnerId>)>> {
-    // tier, group, team lead, the tier's multiplier
-    type FactsRow = (Option<String>, Option<String>, Option<String>, Option<i64>);
-    let row: Option<FactsRow> = sqlx::query_as(
-        "SELECT p.tier, p.group_name, p.team_lead_id, t.multiplier_bps FROM partners p \
-             LEFT JOIN tiers t ON t.program_id = p.program_id AND t.name = p.tier \
-             WHERE p.id = $1 AND p.program_id = $2",
+) -> Result<Option<(PartnerFacts, Chain)>> {
+    let row = fetch_optional(
+        conn,
+        "SELECT p.tier, p.group_name, p.team_lead_id, t.multiplier_bps, l.team_lead_id \
+         FROM partners p LEFT JOIN tiers t ON t.program_id = p.program_id AND t.name = p.tier \
+         LEFT JOIN partners l ON l.id = p.team_lead_id AND l.program_id = p.program_id \
+         WHERE p.id = $1 AND p.program_id = $2",
+        vec![partner.as_str().into(), program.as_str().into()],
     )
-    .bind(partner.as_str())
-    .bind(program.as_str())
-    .fetch_optional(&mut *conn)
     .await
     .context("loading partner facts")?;
-    let Some((tier, group, lead, multiplier)) = row else {
+    let Some(row) = row else {
         return Ok(None);
     };
     let mut f = PartnerFacts::new(partner.clone());
-    f.tier = tier;
-    f.group = group;
-    if let Some(m) = multiplier {
+    f.tier = row.opt_text(0)?.map(str::to_owned);
+    f.group = row.opt_text(1)?.map(str::to_owned);
+    let (lead, lead_of_lead) = (row.opt_text(2)?, row.opt_text(4)?);
+    if let Some(m) = row.opt_int(3)? {
         f.multiplier_bps =
             u32::try_from(m).map_err(|e| StoreError::Corrupt(format!("tier multiplier: {e}")))?;
     }
     if needs.totals {
-        let (revenue, count): (i64, i64) = sqlx::query_as(
-            "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT), COUNT(*) \
-             FROM conversion_credits WHERE partner_id = $1",
-        )
-        .bind(partner.as_str())
-        .fetch_one(&mut *conn)
-        .await
-        .context("summing partner totals")?;
-        f.revenue_to_date = revenue;
-        f.conversions_to_date = count;
+        let rows = conn
+            .fetch(
+                "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT), COUNT(*) \
+                 FROM conversion_credits WHERE partner_id = $1",
+                vec![partner.as_str().into()],
+            )
+            .await
+            .context("summing partner totals")?;
+        let totals = one_row(&rows, "partner totals")?;
+        f.revenue_to_date = totals.int(0)?;
+        f.conversions_to_date = totals.int(1)?;
     }
     if needs.caps {
         f.earned = earned(conn, partner, at).await?;
     }
-    let lead = lead
-        .as_deref()
-        .map(PartnerId::parse)
-        .transpose()
-        .map_err(corrupt("team lead"))?;
-    Ok(Some((f, lead)))
+    // The lead's lead only counts through the lead (a dangling lead id ends
+    // the chain there).
+    let chain = [lead, lead_of_lead]
+        .into_iter()
+        .map_while(|l| l)
+        .map(|l| PartnerId::parse(l).map_err(corrupt("team lead")))
+        .collect::<Result<Chain>>()?;
+    Ok(Some((f, chain)))
 }
 
 /// What `partner` has earned in commissions (not overrides, net of voids)
 /// in each cap period holding `at`.
-async fn earned(
-    conn: &mut AnyConnection,
-    partner: &PartnerId,
-    at: DateTime<Utc>,
-) -> Result<Earned> {
+async fn earned(conn: &mut dyn Db, partner: &PartnerId, at: DateTime<Utc>) -> Result<Earned> {
     let mut out = Earned::default();
     for period in [
         CapPeriod::Day,
@@ -183,15 +207,15 @@ async fn earned(
         CapPeriod::AllTime,
     ] {
         let from = period.start(at).map(to_ms).unwrap_or(i64::MIN);
-        let (sum,): (i64,) = sqlx::query_as(
-            "SELECT CAST(COALESCE(SUM(accrued - voided), 0) AS BIGINT) FROM commissions \
-             WHERE partner_id = $1 AND kind = 'commission' AND occurred_at >= $2",
-        )
-        .bind(partner.as_str())
-        .bind(from)
-        .fetch_one(&mut *conn)
-        .await
-        .context("summing earnings for a cap")?;
+        let rows = conn
+            .fetch(
+                "SELECT CAST(COALESCE(SUM(accrued - voided), 0) AS BIGINT) FROM commissions \
+                 WHERE partner_id = $1 AND kind = 'commission' AND occurred_at >= $2",
+                vec![partner.as_str().into(), from.into()],
+            )
+            .await
+            .context("summing earnings for a cap")?;
+        let sum = one_row(&rows, "earnings for a cap")?.int(0)?;
         match period {
             CapPeriod::Day => out.day = sum,
             CapPeriod::Week => out.week = sum,
@@ -202,12 +226,13 @@ async fn earned(
     Ok(out)
 }
 
-/// The team leads above the credited partners (each given with its own
-/// lead), as far up as `depth`; none when the program pays no overrides.
+/// The team leads above the credited partners (each given with the chain
+/// read with its facts), as far up as `depth`; none when the program pays
+/// no overrides. Only chains deeper than two levels are walked further.
 pub(crate) async fn team_leads(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Db,
     program: &ProgramId,
-    start: Vec<(PartnerId, Option<PartnerId>)>,
+    start: Vec<(PartnerId, Chain)>,
     depth: usize,
 ) -> Result<HashMap<PartnerId, PartnerId>> {
     let mut leads: HashMap<PartnerId, PartnerId> = HashMap::new();
@@ -215,28 +240,32 @@ pub(crate) async fn team_leads(
         return Ok(leads);
     }
     let mut frontier: Vec<PartnerId> = Vec::new();
-    for (p, lead) in start {
-        if let Some(l) = lead {
-            leads.insert(p, l.clone());
-            frontier.push(l);
+    for (p, chain) in start {
+        let mut below = p;
+        for l in chain.iter().take(depth) {
+            leads.entry(below).or_insert_with(|| l.clone());
+            below = l.clone();
+        }
+        // A chain read to its second level may go on above it.
+        if chain.len() == 2 {
+            frontier.push(below);
         }
     }
-    for _ in 1..depth {
+    for _ in 2..depth {
         let mut next = Vec::new();
         for p in frontier {
             if leads.contains_key(&p) {
                 continue;
             }
-            let lead: Option<(Option<String>,)> = sqlx::query_as(
+            let row = fetch_optional(
+                conn,
                 "SELECT team_lead_id FROM partners WHERE id = $1 AND program_id = $2",
+                vec![p.as_str().into(), program.as_str().into()],
             )
-            .bind(p.as_str())
-            .bind(program.as_str())
-            .fetch_optional(&mut *conn)
             .await
             .context("walking the team chain")?;
-            if let Some((Some(l),)) = lead {
-                let l = PartnerId::parse(&l).map_err(corrupt("team lead"))?;
+            if let Some(l) = row.as_ref().map(|r| r.opt_text(0)).transpose()?.flatten() {
+                let l = PartnerId::parse(l).map_err(corrupt("team lead"))?;
                 leads.insert(p, l.clone());
                 next.push(l);
             }
@@ -248,7 +277,7 @@ pub(crate) async fn team_leads(
 
 /// Lock partners' earnings for the rest of the transaction (PostgreSQL).
 pub(crate) async fn lock_partners(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Db,
     backend: Backend,
     partners: &mut [PartnerId],
 ) -> Result<()> {
@@ -257,33 +286,34 @@ pub(crate) async fn lock_partners(
     }
     partners.sort();
     for p in partners.iter() {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(crate::identity::advisory_key_of(p.as_str()))
-            .execute(&mut *conn)
-            .await
-            .context("locking a partner's earnings")?;
+        conn.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            vec![crate::identity::advisory_key_of(p.as_str()).into()],
+        )
+        .await
+        .context("locking a partner's earnings")?;
     }
     Ok(())
 }
 
 /// The conversion as the rules see it.
-pub(crate) async fn conversion_facts(
-    conn: &mut AnyConnection,
-    c: &Conversion,
-) -> Result<ConversionFacts> {
+pub(crate) async fn conversion_facts(conn: &mut dyn Db, c: &Conversion) -> Result<ConversionFacts> {
     let first_payment_at = match &c.customer_key {
         Some(key) => {
-            let (first,): (Option<i64>,) = sqlx::query_as(
-                "SELECT MIN(occurred_at) FROM conversions WHERE program_id = $1 \
-                 AND customer_key = $2 AND status IN ('approved', 'pending') AND id <> $3",
-            )
-            .bind(c.program_id.as_str())
-            .bind(key.as_str())
-            .bind(c.id.as_str())
-            .fetch_one(&mut *conn)
-            .await
-            .context("finding the customer's first payment")?;
-            first
+            let rows = conn
+                .fetch(
+                    "SELECT MIN(occurred_at) FROM conversions WHERE program_id = $1 \
+                     AND customer_key = $2 AND status IN ('approved', 'pending') AND id <> $3",
+                    vec![
+                        c.program_id.as_str().into(),
+                        key.as_str().into(),
+                        c.id.as_str().into(),
+                    ],
+                )
+                .await
+                .context("finding the customer's first payment")?;
+            one_row(&rows, "the customer's first payment")?
+                .opt_int(0)?
                 .map(from_ms)
                 .transpose()?
                 .filter(|f| *f < c.occurred_at)
@@ -306,16 +336,18 @@ pub(crate) async fn conversion_facts(
 }
 
 /// The links of the click touches in `touch_ids` (click ids).
-async fn links_of(conn: &mut AnyConnection, touch_ids: &[&str]) -> Result<Vec<LinkId>> {
+async fn links_of(conn: &mut dyn Db, touch_ids: &[&str]) -> Result<Vec<LinkId>> {
     let mut out = Vec::new();
     for id in touch_ids {
-        let row: Option<(String,)> = sqlx::query_as("SELECT link_id FROM clicks WHERE id = $1")
-            .bind(*id)
-            .fetch_optional(&mut *conn)
-            .await
-            .context("loading a touch's link")?;
-        if let Some((l,)) = row {
-            out.push(LinkId::parse(&l).map_err(corrupt("click link"))?);
+        let row = fetch_optional(
+            conn,
+            "SELECT link_id FROM clicks WHERE id = $1",
+            vec![Arg::Text(id)],
+        )
+        .await
+        .context("loading a touch's link")?;
+        if let Some(row) = row {
+            out.push(LinkId::parse(row.text(0)?).map_err(corrupt("click link"))?);
         }
     }
     Ok(out)
@@ -324,7 +356,7 @@ async fn links_of(conn: &mut AnyConnection, touch_ids: &[&str]) -> Result<Vec<Li
 /// Everything needed to plan a sale's commissions for `credited`
 /// (partner, weight) pairs: rules, facts, team chain.
 pub(crate) async fn plan_sale(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Db,
     backend: Backend,
     c: &Conversion,
     credited: &[(PartnerId, u64)],
@@ -341,7 +373,7 @@ pub(crate) async fn plan_sale(
     let mut partners = Vec::new();
     let mut starts = Vec::new();
     for (p, weight) in credited {
-        let Some((mut f, lead)) =
+        let Some((mut f, chain)) =
             partner_facts(conn, &c.program_id, p, needs, c.occurred_at).await?
         else {
             continue;
@@ -356,7 +388,7 @@ pub(crate) async fn plan_sale(
                 .collect();
             f.links = links_of(conn, &touches).await?;
         }
-        starts.push((p.clone(), lead));
+        starts.push((p.clone(), chain));
         partners.push(Credited {
             partner: f,
             weight: *weight,
@@ -404,62 +436,101 @@ impl<'a> Source<'a> {
     }
 }
 
-/// Write planned commissions and their accrual entries.
+const COMMISSION_COLUMNS: [&str; 24] = [
+    "id",
+    "program_id",
+    "partner_id",
+    "kind",
+    "event",
+    "level",
+    "conversion_id",
+    "person_id",
+    "source_key",
+    "derives_from",
+    "currency",
+    "accrued",
+    "pending",
+    "posted",
+    "voided",
+    "held",
+    "payable_at",
+    "status",
+    "rule_id",
+    "rule_version",
+    "explanation",
+    "payout_id",
+    "occurred_at",
+    "created_at",
+];
+
+/// Write planned commissions and their accrual entries: one multi-row
+/// INSERT for the commissions, then their entries and lines.
 pub(crate) async fn write_planned(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Db,
     src: &Source<'_>,
     planned: &[Planned],
     held: bool,
     hold_days: i64,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let payable_at = src.occurred_at + Duration::days(hold_days);
-    for (n, p) in planned.iter().enumerate() {
-        // One source key per source: the commission carries it, its
-        // overrides carry it with their position (still unique).
-        let key = src.source_key.as_ref().map(|k| {
-            if n == 0 {
-                k.clone()
-            } else {
-                format!("{k}#{n}")
-            }
-        });
-        sqlx::query(
-            "INSERT INTO commissions (id, program_id, partner_id, kind, event, level, \
-             conversion_id, person_id, source_key, derives_from, currency, accrued, pending, \
-             posted, voided, held, payable_at, status, rule_id, rule_version, explanation, \
-             payout_id, occurred_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-             $9, $10, $11, $12, $12, 0, 0, $13, $14, $15, $16, $17, $18, NULL, $19, $20)",
-        )
-        .bind(p.id.as_str())
-        .bind(src.program_id.as_str())
-        .bind(p.partner_id.as_str())
-        .bind(p.kind.as_str())
-        .bind(src.event)
-        .bind(i64::from(p.level))
-        .bind(src.conversion_id.map(|x| x.as_str()))
-        .bind(src.person_id)
-        .bind(key)
-        .bind(p.derives_from.as_ref().map(|x| x.as_str()))
-        .bind(src.currency)
-        .bind(p.amount.minor)
-        .bind(i64::from(held))
-        .bind(to_ms(payable_at))
-        .bind(if held { "held" } else { "pending" })
-        .bind(p.rule.as_ref().map(|(id, _)| id.as_str()))
-        .bind(p.rule.as_ref().map(|(_, v)| i64::from(*v)))
-        .bind(p.explanation.to_string())
-        .bind(to_ms(src.occurred_at))
-        .bind(to_ms(now))
-        .execute(&mut *conn)
-        .await
-        .context("inserting a commission")?;
-        let links = EntryLinks {
-            conversion_id: src.conversion_id,
-            payout_id: None,
-        };
-        append(conn, src.program_id, &p.entry, links, now).await?;
+    let payable_at = to_ms(src.occurred_at + Duration::days(hold_days));
+    let rows: Vec<(usize, &Planned)> = planned.iter().enumerate().collect();
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let sql = multi_row_insert(
+            "commissions",
+            &COMMISSION_COLUMNS,
+            chunk.len(),
+            "",
+            Params::Numbered,
+        );
+        let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * COMMISSION_COLUMNS.len());
+        for (n, p) in chunk {
+            // One source key per source: the commission carries it, its
+            // overrides carry it with their position (still unique).
+            let key = src.source_key.as_ref().map(|k| {
+                if *n == 0 {
+                    k.clone()
+                } else {
+                    format!("{k}#{n}")
+                }
+            });
+            args.extend([
+                p.id.as_str().into(),
+                src.program_id.as_str().into(),
+                p.partner_id.as_str().into(),
+                p.kind.as_str().into(),
+                src.event.into(),
+                i64::from(p.level).into(),
+                src.conversion_id.map(|x| x.as_str()).into(),
+                src.person_id.into(),
+                key.into(),
+                p.derives_from.as_ref().map(|x| x.as_str()).into(),
+                src.currency.into(),
+                p.amount.minor.into(),
+                p.amount.minor.into(),
+                0i64.into(),
+                0i64.into(),
+                i64::from(held).into(),
+                payable_at.into(),
+                (if held { "held" } else { "pending" }).into(),
+                p.rule.as_ref().map(|(id, _)| id.as_str()).into(),
+                p.rule.as_ref().map(|(_, v)| i64::from(*v)).into(),
+                p.explanation.to_string().into(),
+                Arg::Null,
+                to_ms(src.occurred_at).into(),
+                to_ms(now).into(),
+            ]);
+        }
+        conn.execute(&sql, args)
+            .await
+            .context("inserting commissions")?;
     }
+    let links = EntryLinks {
+        conversion_id: src.conversion_id,
+        payout_id: None,
+    };
+    let entries: Vec<_> = planned.iter().map(|p| (&p.entry, links)).collect();
+    append_all(conn, src.program_id, &entries, now).await?;
     Ok(())
 }
 
@@ -467,7 +538,7 @@ pub(crate) async fn write_planned(
 /// transaction that writes it. A browser's report (pending) accrues on
 /// hold; a rejected or superseded one accrues nothing.
 pub(crate) async fn accrue_conversion(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut dyn Db,
     backend: Backend,
     c: &Conversion,
 ) -> Result<()> {
@@ -479,11 +550,10 @@ pub(crate) async fn accrue_conversion(
     if c.attribution.partners.iter().all(|p| p.weight == 0) {
         return Ok(());
     }
-    let rules = current_rules(tx, &c.program_id).await?;
+    let ProgramRules { rules, terms } = program_rules(tx, &c.program_id).await?;
     if rules.is_empty() {
         return Ok(());
     }
-    let terms = program_terms(tx, &c.program_id).await?;
     let credited: Vec<(PartnerId, u64)> = c
         .attribution
         .partners
@@ -505,24 +575,29 @@ pub(crate) async fn accrue_conversion(
 /// The positions of a conversion's commissions and overrides, in the order
 /// they were accrued (entry ids grow), so reversals list in that order too.
 pub(crate) async fn positions_of(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Db,
     conversion_id: &str,
 ) -> Result<Vec<(Position, PositionRow)>> {
-    let rows: Vec<PositionRow> = sqlx::query_as(&format!(
+    let sql = format!(
         "SELECT {POSITION_COLUMNS} FROM commissions c WHERE conversion_id = $1 \
          ORDER BY (SELECT MIN(e.id) FROM ledger_entries e WHERE e.commission_id = c.id), id"
-    ))
-    .bind(conversion_id)
-    .fetch_all(&mut *conn)
-    .await
-    .context("loading a conversion's commissions")?;
-    rows.into_iter().map(|r| Ok((r.position()?, r))).collect()
+    );
+    let rows = conn
+        .fetch(&sql, vec![conversion_id.into()])
+        .await
+        .context("loading a conversion's commissions")?;
+    rows.iter()
+        .map(|r| {
+            let row = PositionRow::from_db(r)?;
+            Ok((row.position()?, row))
+        })
+        .collect()
 }
 
 /// Void everything still open of a conversion's commissions (a browser
 /// report superseded, a conversion rejected).
 pub(crate) async fn void_conversion(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut dyn Db,
     conversion_id: &str,
     memo: &str,
     now: DateTime<Utc>,

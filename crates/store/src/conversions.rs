@@ -7,7 +7,9 @@ use tribute_core::ids::{ConversionId, PartnerId, PersonId, ProgramId};
 use tribute_core::money::{Currency, Money};
 use tribute_core::tracking::{Conversion, ConversionStatus};
 
-use crate::{from_ms, on_unique, to_ms, Context, Page, Result, Store, StoreError};
+use crate::db::{on_unique_db, Arg, Db, DbContext};
+use crate::sql::{multi_row_insert, placeholders, Params, INSERT_ROWS};
+use crate::{from_ms, to_ms, Backend, Context, Page, Result, Store, StoreError};
 
 const COLUMNS: &str = "id, program_id, external_id, idempotency_key, person_id, status, \
      value_minor, currency, products, click_id, coupon, occurred_at, received_at, attribution, request_hash, \
@@ -160,86 +162,8 @@ impl Store {
         c: &Conversion,
         supersedes: &[String],
     ) -> Result<()> {
-        let attribution = serde_json::to_string(&c.attribution).expect("attribution serialises");
-        let products = serde_json::to_string(&c.products).expect("products serialise");
         let mut tx = self.begin_write().await.context("starting conversion")?;
-        on_unique(
-            sqlx::query(&format!(
-                "INSERT INTO conversions ({COLUMNS}) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-            ))
-            .bind(c.id.as_str())
-            .bind(c.program_id.as_str())
-            .bind(c.external_id.as_deref())
-            .bind(c.idempotency_key.as_deref())
-            .bind(c.person_id.as_ref().map(|p| p.as_str()))
-            .bind(c.status.as_str())
-            .bind(c.value.minor)
-            .bind(c.value.currency.as_str())
-            .bind(products)
-            .bind(c.click_id.as_deref())
-            .bind(c.coupon.as_deref())
-            .bind(to_ms(c.occurred_at))
-            .bind(to_ms(c.received_at))
-            .bind(attribution)
-            .bind(c.request_hash.as_deref())
-            .bind(c.customer_key.as_deref())
-            .bind(serde_json::Value::Object(c.metadata.clone()).to_string())
-            .bind(
-                c.fx.as_ref()
-                    .map(|f| serde_json::to_string(f).expect("fx serialises")),
-            )
-            .execute(&mut *tx)
-            .await,
-            "external_id",
-            "a conversion with this external id or idempotency key exists",
-            "inserting conversion",
-        )?;
-        let weights = &c.attribution.partners;
-        for (partner, amount) in c.attribution.split(c.value.minor) {
-            let weight = weights
-                .iter()
-                .find(|p| p.partner_id == partner)
-                .map(|p| p.weight)
-                .unwrap_or(0);
-            sqlx::query(
-                "INSERT INTO conversion_credits (conversion_id, program_id, partner_id, weight, \
-                 weight_total, amount_minor, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(c.id.as_str())
-            .bind(c.program_id.as_str())
-            .bind(partner.as_str())
-            .bind(weight.to_string())
-            .bind(c.attribution.weight_total.to_string())
-            .bind(amount)
-            .bind(to_ms(c.occurred_at))
-            .execute(&mut *tx)
-            .await
-            .context("inserting credit")?;
-        }
-        for external_id in supersedes {
-            let superseded: Vec<(String,)> = sqlx::query_as(
-                "UPDATE conversions SET status = 'superseded' \
-                 WHERE program_id = $1 AND external_id = $2 AND status = 'pending' RETURNING id",
-            )
-            .bind(c.program_id.as_str())
-            .bind(external_id)
-            .fetch_all(&mut *tx)
-            .await
-            .context("superseding a browser report")?;
-            // The browser's report earned commissions on hold; the server's
-            // conversion earns them now, so the held ones are voided.
-            for (id,) in superseded {
-                crate::commissions::void_conversion(
-                    &mut tx,
-                    &id,
-                    "superseded by the server's report of the same order",
-                    c.received_at,
-                )
-                .await?;
-            }
-        }
-        crate::commissions::accrue_conversion(&mut tx, self.backend(), c).await?;
+        insert_conversion_in(&mut tx, self.backend(), c, supersedes).await?;
         tx.commit().await.context("committing conversion")?;
         Ok(())
     }
@@ -355,4 +279,113 @@ impl Store {
         .map(Conversion::try_from)
         .collect()
     }
+}
+
+/// [`Store::insert_conversion_superseding`] inside the caller's write transaction.
+pub(crate) async fn insert_conversion_in(
+    tx: &mut dyn Db,
+    backend: Backend,
+    c: &Conversion,
+    supersedes: &[String],
+) -> Result<()> {
+    let attribution = serde_json::to_string(&c.attribution).expect("attribution serialises");
+    let products = serde_json::to_string(&c.products).expect("products serialise");
+    let metadata = serde_json::Value::Object(c.metadata.clone()).to_string();
+    let fx =
+        c.fx.as_ref()
+            .map(|f| serde_json::to_string(f).expect("fx serialises"));
+    let sql = format!(
+        "INSERT INTO conversions ({COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    );
+    let args: Vec<Arg> = vec![
+        c.id.as_str().into(),
+        c.program_id.as_str().into(),
+        c.external_id.as_deref().into(),
+        c.idempotency_key.as_deref().into(),
+        c.person_id.as_ref().map(|p| p.as_str()).into(),
+        c.status.as_str().into(),
+        c.value.minor.into(),
+        c.value.currency.as_str().into(),
+        products.into(),
+        c.click_id.as_deref().into(),
+        c.coupon.as_deref().into(),
+        to_ms(c.occurred_at).into(),
+        to_ms(c.received_at).into(),
+        attribution.into(),
+        c.request_hash.as_deref().into(),
+        c.customer_key.as_deref().into(),
+        metadata.into(),
+        fx.into(),
+    ];
+    on_unique_db(
+        tx.execute(&sql, args).await,
+        "external_id",
+        "a conversion with this external id or idempotency key exists",
+        "inserting conversion",
+    )?;
+    let weights = &c.attribution.partners;
+    let credits = c.attribution.split(c.value.minor);
+    let weight_total = c.attribution.weight_total.to_string();
+    for chunk in credits.chunks(INSERT_ROWS) {
+        let sql = multi_row_insert(
+            "conversion_credits",
+            &[
+                "conversion_id",
+                "program_id",
+                "partner_id",
+                "weight",
+                "weight_total",
+                "amount_minor",
+                "occurred_at",
+            ],
+            chunk.len(),
+            "",
+            Params::Numbered,
+        );
+        let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 7);
+        for (partner, amount) in chunk {
+            let weight = weights
+                .iter()
+                .find(|p| &p.partner_id == partner)
+                .map(|p| p.weight)
+                .unwrap_or(0);
+            args.extend([
+                c.id.as_str().into(),
+                c.program_id.as_str().into(),
+                partner.as_str().into(),
+                weight.to_string().into(),
+                weight_total.as_str().into(),
+                (*amount).into(),
+                to_ms(c.occurred_at).into(),
+            ]);
+        }
+        tx.execute(&sql, args).await.context("inserting credits")?;
+    }
+    if !supersedes.is_empty() {
+        let sql = format!(
+            "UPDATE conversions SET status = 'superseded' \
+             WHERE program_id = $1 AND external_id IN ({}) AND status = 'pending' RETURNING id",
+            placeholders(2, supersedes.len())
+        );
+        let mut args: Vec<Arg> = vec![c.program_id.as_str().into()];
+        args.extend(supersedes.iter().map(Arg::from));
+        let superseded = tx
+            .fetch(&sql, args)
+            .await
+            .context("superseding a browser report")?;
+        // The browser's report earned commissions on hold; the server's
+        // conversion earns them now, so the held ones are voided.
+        for row in superseded {
+            crate::commissions::void_conversion(
+                tx,
+                row.text(0)?,
+                "superseded by the server's report of the same order",
+                c.received_at,
+            )
+            .await?;
+        }
+    }
+    crate::commissions::accrue_conversion(tx, backend, c).await?;
+    Ok(())
 }

@@ -90,6 +90,11 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Unavailable(_) => true,
+            StoreError::Shared(e) => e.is_unavailable(),
+            StoreError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } => unavailable_code(&e.extended_code.to_string()),
             StoreError::Database { source, .. } => match source {
                 sqlx::Error::Io(_)
                 | sqlx::Error::PoolTimedOut

@@ -16,13 +16,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Utc;
-use sqlx::{Any, Transaction};
+use sqlx::AnyConnection;
 use tribute_core::attribution::Touch;
 use tribute_core::identity::{stitch, Claim, Group, Known, StitchPlan};
 use tribute_core::ids::{PersonId, ProgramId};
 use tribute_core::tracking::Event;
 
-use crate::sql::{placeholders, INSERT_ROWS, IN_CHUNK};
+use crate::db::{Arg, Db, DbContext};
+use crate::sql::{multi_row_insert, placeholders, Params, INSERT_ROWS, IN_CHUNK};
 use crate::touches::{
     attach_late_clicks, insert_touches, kind_str, load_clicks, person_touches, NewTouch,
 };
@@ -48,7 +49,7 @@ impl Store {
     /// partner touches, leads.
     pub(crate) async fn stitch_events(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut AnyConnection,
         linking: &[&Event],
     ) -> Result<()> {
         let mut by_program: BTreeMap<&ProgramId, Vec<&Event>> = BTreeMap::new();
@@ -56,7 +57,7 @@ impl Store {
             by_program.entry(&e.program_id).or_default().push(e);
         }
         for (program, events) in by_program {
-            self.lock_program(&mut *tx, program).await?;
+            lock_program(tx, self.backend(), program).await?;
             let groups: Vec<Group> = events
                 .iter()
                 .map(|e| Group::new(e.claim, e.group()))
@@ -100,21 +101,6 @@ impl Store {
         Ok(())
     }
 
-    async fn lock_program(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        program: &ProgramId,
-    ) -> Result<()> {
-        if self.backend() == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(advisory_key(program))
-                .execute(&mut **tx)
-                .await
-                .context("locking program for stitching")?;
-        }
-        Ok(())
-    }
-
     /// Find or make the person of identifier keys seen together (a
     /// conversion's, claimed as `claim` says), attach `touches` to them, and
     /// return the person with every touch they have, partner status
@@ -129,34 +115,80 @@ impl Store {
     ) -> BoxFuture<'a, Result<(PersonId, Vec<Touch>)>> {
         Box::pin(async move {
             let mut tx = self.begin_write().await.context("starting journey")?;
-            self.lock_program(&mut tx, program).await?;
-            let person = if keys.is_empty() {
-                PersonId::generate()
-            } else {
-                apply_stitch(&mut tx, program, &[Group::new(claim, keys)])
-                    .await?
-                    .persons
-                    .remove(0)
+            let journey = Journey {
+                program: program.clone(),
+                keys,
+                claim,
+                click_id: click_id.map(str::to_owned),
+                extra,
             };
-            let mut touches: Vec<(PersonId, NewTouch)> =
-                extra.into_iter().map(|t| (person.clone(), t)).collect();
-            if let Some(c) = click_id {
-                if let Some(t) = load_clicks(&mut tx, program, &[c]).await?.remove(c) {
-                    touches.push((person.clone(), t));
-                }
-            }
-            insert_touches(&mut tx, program, &touches).await?;
-            attach_late_clicks(&mut tx, program, &person).await?;
-            let journey = person_touches(&mut tx, &person).await?;
+            let found = resolve_journey_in(&mut tx, self.backend(), &journey).await?;
             tx.commit().await.context("committing journey")?;
-            Ok((person, journey))
+            Ok(found)
         })
     }
 }
 
+/// What finds a conversion's person and journey: its identifier keys, how
+/// they are claimed, its click and the touches it brings (a coupon's).
+#[derive(Debug, Clone)]
+pub struct Journey {
+    pub program: ProgramId,
+    pub keys: Vec<String>,
+    pub claim: Claim,
+    pub click_id: Option<String>,
+    pub extra: Vec<NewTouch>,
+}
+
+/// [`Store::resolve_journey`] inside the caller's write transaction.
+pub(crate) async fn resolve_journey_in(
+    tx: &mut dyn Db,
+    backend: Backend,
+    j: &Journey,
+) -> Result<(PersonId, Vec<Touch>)> {
+    let program = &j.program;
+    lock_program(tx, backend, program).await?;
+    let person = if j.keys.is_empty() {
+        PersonId::generate()
+    } else {
+        apply_stitch(tx, program, &[Group::new(j.claim, j.keys.clone())])
+            .await?
+            .persons
+            .remove(0)
+    };
+    let mut touches: Vec<(PersonId, NewTouch)> = j
+        .extra
+        .iter()
+        .map(|t| (person.clone(), t.clone()))
+        .collect();
+    if let Some(c) = j.click_id.as_deref() {
+        if let Some(t) = load_clicks(tx, program, &[c]).await?.remove(c) {
+            touches.push((person.clone(), t));
+        }
+    }
+    insert_touches(tx, program, &touches).await?;
+    attach_late_clicks(tx, program, &person).await?;
+    let journey = person_touches(tx, &person).await?;
+    Ok((person, journey))
+}
+
+/// On PostgreSQL, serialise stitching within a program for the rest of the
+/// transaction (SQLite's write transaction already excludes other writers).
+async fn lock_program(tx: &mut dyn Db, backend: Backend, program: &ProgramId) -> Result<()> {
+    if backend == Backend::Postgres {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            vec![advisory_key(program).into()],
+        )
+        .await
+        .context("locking program for stitching")?;
+    }
+    Ok(())
+}
+
 /// Decide and apply the stitching of `groups` within a program.
 async fn apply_stitch(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut dyn Db,
     program: &ProgramId,
     groups: &[Group],
 ) -> Result<StitchPlan> {
@@ -165,24 +197,26 @@ async fn apply_stitch(
     let verified: BTreeSet<&str> = plan.verified.iter().map(String::as_str).collect();
     let now = to_ms(Utc::now());
     for chunk in plan.new_keys.chunks(INSERT_ROWS) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|r| format!("({})", placeholders(r * 5 + 1, 5)))
-            .collect();
-        let sql = format!(
-            "INSERT INTO identities (program_id, ident, person_id, created_at, verified) VALUES {} \
-             ON CONFLICT (program_id, ident) DO NOTHING",
-            rows.join(", ")
+        let sql = multi_row_insert(
+            "identities",
+            &["program_id", "ident", "person_id", "created_at", "verified"],
+            chunk.len(),
+            "ON CONFLICT (program_id, ident) DO NOTHING",
+            Params::Numbered,
         );
-        let mut q = sqlx::query(&sql);
+        let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 5);
         for (k, p) in chunk {
-            q = q
-                .bind(program.as_str())
-                .bind(k.as_str())
-                .bind(p.as_str())
-                .bind(now)
-                .bind(i64::from(verified.contains(k.as_str())));
+            args.extend([
+                program.as_str().into(),
+                k.as_str().into(),
+                p.as_str().into(),
+                now.into(),
+                i64::from(verified.contains(k.as_str())).into(),
+            ]);
         }
-        q.execute(&mut **tx).await.context("inserting identities")?;
+        tx.execute(&sql, args)
+            .await
+            .context("inserting identities")?;
     }
     // Known keys a verified claim named: upgraded (new ones were inserted so).
     let new: BTreeSet<&str> = plan.new_keys.iter().map(|(k, _)| k.as_str()).collect();
@@ -192,51 +226,33 @@ async fn apply_stitch(
             "UPDATE identities SET verified = 1 WHERE program_id = $1 AND ident IN ({})",
             placeholders(2, chunk.len())
         );
-        let mut q = sqlx::query(&sql).bind(program.as_str());
-        for k in chunk {
-            q = q.bind(*k);
-        }
-        q.execute(&mut **tx).await.context("verifying identities")?;
+        let mut args: Vec<Arg> = vec![program.as_str().into()];
+        args.extend(chunk.iter().map(|k| Arg::Text(k)));
+        tx.execute(&sql, args)
+            .await
+            .context("verifying identities")?;
     }
     for (from, into) in &plan.merges {
-        for table in ["identities", "touches", "conversions"] {
-            sqlx::query(&format!(
-                "UPDATE {table} SET person_id = $1 WHERE person_id = $2"
-            ))
-            .bind(into.as_str())
-            .bind(from.as_str())
-            .execute(&mut **tx)
-            .await
-            .context("merging persons")?;
-        }
-        // One lead per partner and person: when both halves had a lead for
-        // the same partner, the surviving person's lead is kept.
-        sqlx::query(
+        let pair = || vec![Arg::Text(into.as_str()), Arg::Text(from.as_str())];
+        for sql in [
+            "UPDATE identities SET person_id = $1 WHERE person_id = $2",
+            "UPDATE touches SET person_id = $1 WHERE person_id = $2",
+            "UPDATE conversions SET person_id = $1 WHERE person_id = $2",
+            // One lead per partner and person: when both halves had a lead
+            // for the same partner, the surviving person's lead is kept.
             "DELETE FROM leads WHERE person_id = $2 AND EXISTS (SELECT 1 FROM leads l \
              WHERE l.person_id = $1 AND l.partner_id = leads.partner_id AND l.program_id = leads.program_id)",
-        )
-        .bind(into.as_str())
-        .bind(from.as_str())
-        .execute(&mut **tx)
-        .await
-        .context("merging leads")?;
-        sqlx::query("UPDATE leads SET person_id = $1 WHERE person_id = $2")
-            .bind(into.as_str())
-            .bind(from.as_str())
-            .execute(&mut **tx)
-            .await
-            .context("merging leads")?;
+            "UPDATE leads SET person_id = $1 WHERE person_id = $2",
+        ] {
+            tx.execute(sql, pair()).await.context("merging persons")?;
+        }
     }
     Ok(plan)
 }
 
 /// What is known of the groups' keys: each one's person, whether it is
 /// verified, and whether its person is protected (has any verified key).
-async fn load_known(
-    tx: &mut Transaction<'static, Any>,
-    program: &ProgramId,
-    groups: &[Group],
-) -> Result<Known> {
+async fn load_known(tx: &mut dyn Db, program: &ProgramId, groups: &[Group]) -> Result<Known> {
     let all: BTreeSet<&String> = groups.iter().flat_map(|g| &g.keys).collect();
     let all: Vec<&String> = all.into_iter().collect();
     let mut known = Known::default();
@@ -248,18 +264,17 @@ async fn load_known(
              FROM identities i WHERE i.program_id = $1 AND i.ident IN ({})",
             placeholders(2, chunk.len())
         );
-        let mut q = sqlx::query_as::<_, (String, String, i64, i64)>(&sql).bind(program.as_str());
-        for k in chunk {
-            q = q.bind(k.as_str());
-        }
-        for (ident, person, verified, protected) in q
-            .fetch_all(&mut **tx)
-            .await
-            .context("resolving identities")?
-        {
+        let mut args: Vec<Arg> = vec![program.as_str().into()];
+        args.extend(chunk.iter().map(|k| Arg::Text(k)));
+        for row in tx.fetch(&sql, args).await.context("resolving identities")? {
             let person =
-                PersonId::parse(&person).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            known.insert(ident, person, verified != 0, protected != 0);
+                PersonId::parse(row.text(1)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            known.insert(
+                row.text(0)?.to_owned(),
+                person,
+                row.int(2)? != 0,
+                row.int(3)? != 0,
+            );
         }
     }
     Ok(known)
@@ -268,7 +283,7 @@ async fn load_known(
 /// A lead counts once per partner and person: the partner of the person's
 /// latest creditable touch at the time of the lead event.
 async fn record_lead(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     program: &ProgramId,
     person: &PersonId,
     e: &Event,
@@ -291,7 +306,7 @@ async fn record_lead(
     .bind(person.as_str())
     .bind(e.id.as_str())
     .bind(to_ms(e.occurred_at))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .context("recording lead")?;
     Ok(())

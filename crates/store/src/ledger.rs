@@ -9,13 +9,15 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{AnyConnection, FromRow};
+use sqlx::FromRow;
 use tribute_core::ids::{CommissionId, ConversionId, EntryId, PartnerId, PayoutId, ProgramId};
 use tribute_core::ledger::{
     Account, EntryKind, JournalEntry, Line, PartnerAccount, PartnerBalance, Position,
     ProgramAccount,
 };
 
+use crate::db::{Arg, Db, DbContext, Row};
+use crate::sql::{multi_row_insert, Params, INSERT_ROWS};
 use crate::{corrupt, from_ms, to_ms, Context, Result, Store, StoreError};
 
 pub(crate) fn kind_str(k: EntryKind) -> &'static str {
@@ -122,46 +124,113 @@ pub(crate) struct EntryLinks<'a> {
 
 /// Append `entry` of `program` at `at`; returns its id.
 pub(crate) async fn append(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Db,
     program: &ProgramId,
     entry: &JournalEntry,
     links: EntryLinks<'_>,
     at: DateTime<Utc>,
 ) -> Result<EntryId> {
-    let id = next_entry_id();
-    sqlx::query(
-        "INSERT INTO ledger_entries (id, program_id, kind, commission_id, conversion_id, \
-         payout_id, memo, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(id.as_str())
-    .bind(program.as_str())
-    .bind(kind_str(entry.kind()))
-    .bind(entry.commission_id().map(|c| c.as_str()))
-    .bind(links.conversion_id.map(|c| c.as_str()))
-    .bind(links.payout_id.map(|p| p.as_str()))
-    .bind(entry.memo())
-    .bind(to_ms(at))
-    .execute(&mut *conn)
-    .await
-    .context("appending a ledger entry")?;
-    for (n, line) in entry.lines().iter().enumerate() {
-        let (partner, account) = account_parts(&line.account);
-        sqlx::query(
-            "INSERT INTO ledger_lines (entry_id, line_no, program_id, partner_id, account, \
-             amount, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(id.as_str())
-        .bind(n as i64)
-        .bind(program.as_str())
-        .bind(partner)
-        .bind(account)
-        .bind(line.amount)
-        .bind(to_ms(at))
-        .execute(&mut *conn)
-        .await
-        .context("appending a ledger line")?;
+    let mut ids = append_all(conn, program, &[(entry, links)], at).await?;
+    Ok(ids.remove(0))
+}
+
+const ENTRY_COLUMNS: [&str; 8] = [
+    "id",
+    "program_id",
+    "kind",
+    "commission_id",
+    "conversion_id",
+    "payout_id",
+    "memo",
+    "at",
+];
+const LINE_COLUMNS: [&str; 7] = [
+    "entry_id",
+    "line_no",
+    "program_id",
+    "partner_id",
+    "account",
+    "amount",
+    "at",
+];
+
+/// Append `entries` of `program` at `at`, in order (their ids grow), with
+/// a few multi-row INSERTs rather than a statement per entry and line.
+pub(crate) async fn append_all(
+    conn: &mut dyn Db,
+    program: &ProgramId,
+    entries: &[(&JournalEntry, EntryLinks<'_>)],
+    at: DateTime<Utc>,
+) -> Result<Vec<EntryId>> {
+    let ids: Vec<EntryId> = entries.iter().map(|_| next_entry_id()).collect();
+    let at = to_ms(at);
+    for chunk in ids
+        .iter()
+        .zip(entries)
+        .collect::<Vec<_>>()
+        .chunks(INSERT_ROWS)
+    {
+        let sql = multi_row_insert(
+            "ledger_entries",
+            &ENTRY_COLUMNS,
+            chunk.len(),
+            "",
+            Params::Numbered,
+        );
+        let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * ENTRY_COLUMNS.len());
+        for (id, (entry, links)) in chunk {
+            args.extend([
+                id.as_str().into(),
+                program.as_str().into(),
+                kind_str(entry.kind()).into(),
+                entry.commission_id().map(|c| c.as_str()).into(),
+                links.conversion_id.map(|c| c.as_str()).into(),
+                links.payout_id.map(|p| p.as_str()).into(),
+                entry.memo().into(),
+                at.into(),
+            ]);
+        }
+        conn.execute(&sql, args)
+            .await
+            .context("appending ledger entries")?;
     }
-    Ok(id)
+    let lines: Vec<(&EntryId, usize, &Line)> = ids
+        .iter()
+        .zip(entries)
+        .flat_map(|(id, (entry, _))| {
+            entry
+                .lines()
+                .iter()
+                .enumerate()
+                .map(move |(n, l)| (id, n, l))
+        })
+        .collect();
+    for chunk in lines.chunks(INSERT_ROWS) {
+        let sql = multi_row_insert(
+            "ledger_lines",
+            &LINE_COLUMNS,
+            chunk.len(),
+            "",
+            Params::Numbered,
+        );
+        let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * LINE_COLUMNS.len());
+        for (id, n, line) in chunk {
+            let (partner, account) = account_parts(&line.account);
+            args.extend([
+                id.as_str().into(),
+                (*n as i64).into(),
+                program.as_str().into(),
+                partner.into(),
+                account.into(),
+                line.amount.into(),
+                at.into(),
+            ]);
+        }
+        conn.execute(&sql, args)
+            .await
+            .context("appending ledger lines")?;
+    }
+    Ok(ids)
 }
 
 /// A commission's state as the API shows it, from its position.
@@ -183,22 +252,23 @@ pub(crate) fn status_of(p: &Position, held: bool, paid: bool) -> &'static str {
 
 /// Write a position's amounts (and the status they give) back to its row.
 pub(crate) async fn save_position(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Db,
     p: &Position,
     held: bool,
     paid: bool,
 ) -> Result<()> {
-    sqlx::query(
+    conn.execute(
         "UPDATE commissions SET pending = $1, posted = $2, voided = $3, held = $4, status = $5 \
          WHERE id = $6",
+        vec![
+            p.pending.into(),
+            p.posted.into(),
+            p.voided.into(),
+            i64::from(held).into(),
+            status_of(p, held, paid).into(),
+            p.commission_id.as_str().into(),
+        ],
     )
-    .bind(p.pending)
-    .bind(p.posted)
-    .bind(p.voided)
-    .bind(i64::from(held))
-    .bind(status_of(p, held, paid))
-    .bind(p.commission_id.as_str())
-    .execute(&mut *conn)
     .await
     .context("updating a commission's position")?;
     Ok(())
@@ -223,6 +293,22 @@ pub(crate) const POSITION_COLUMNS: &str =
     "id, program_id, partner_id, derives_from, accrued, pending, posted, voided, held, payout_id";
 
 impl PositionRow {
+    /// A row read through [`Db`], of [`POSITION_COLUMNS`] in order.
+    pub fn from_db(r: &Row) -> Result<Self> {
+        Ok(Self {
+            id: r.text(0)?.to_owned(),
+            program_id: r.text(1)?.to_owned(),
+            partner_id: r.text(2)?.to_owned(),
+            derives_from: r.opt_text(3)?.map(str::to_owned),
+            accrued: r.int(4)?,
+            pending: r.int(5)?,
+            posted: r.int(6)?,
+            voided: r.int(7)?,
+            held: r.int(8)?,
+            payout_id: r.opt_text(9)?.map(str::to_owned),
+        })
+    }
+
     pub fn position(&self) -> Result<Position> {
         Ok(Position {
             commission_id: CommissionId::parse(&self.id).map_err(corrupt("commission id"))?,

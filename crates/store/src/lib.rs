@@ -16,6 +16,7 @@ mod attribution;
 mod clicks;
 mod commissions;
 mod conversions;
+mod db;
 mod events;
 mod fx;
 mod health;
@@ -30,6 +31,7 @@ mod payout_requests;
 mod payouts;
 mod programs;
 mod recompute;
+mod record;
 mod rules;
 mod secrets;
 mod settlement;
@@ -54,12 +56,14 @@ pub use clicks::{MetricsBySource, PartnerMetrics};
 pub use conversions::{ConversionFilter, Credit};
 pub use events::IngestOutcome;
 pub use fx::{FxRateFilter, StoredFxRate};
+pub use identity::Journey;
 pub use ledger::{CommissionFilter, LedgerFilter, StoredCommission, StoredEntry};
 pub use links::OwnedFilter;
 pub use partners::PartnerFilter;
 pub use payout_requests::{PayoutRequestFilter, StoredPayoutRequest};
 pub use payouts::{PayoutFilter, StoredPayout, StoredPayoutItem};
 pub use recompute::{Recompute, RecomputeLine};
+pub use record::{Decide, Recorded, Recording};
 pub use settlement::{NewRefund, RefundKind, StoredRefund};
 pub use statement::{Statement, StatementLine};
 pub use tiers::{StoredTier, StoredTierChange};
@@ -118,6 +122,10 @@ pub enum StoreError {
     /// The database cannot be used at all (its file was deleted or replaced).
     #[error("{0}")]
     Unavailable(String),
+    /// The transaction a write shared with others (SQLite's group commit
+    /// of conversions) failed: each of them sees the one failure.
+    #[error(transparent)]
+    Shared(std::sync::Arc<StoreError>),
     #[error("database error while {context}")]
     Database {
         context: &'static str,
@@ -187,6 +195,9 @@ pub struct Store {
     sqlite_batch: Option<sqlite_batch::SqliteBatchWriter>,
     /// SQLite only: the file opened, checked before each use (`health.rs`).
     identity: health::SharedIdentity,
+    /// SQLite only: the one writer of conversions, committing them in
+    /// groups (`record.rs`).
+    group_writer: Option<std::sync::Arc<record::GroupWriter>>,
 }
 
 /// A value read back that no longer parses, reported as corrupt with what it was.
@@ -314,11 +325,15 @@ impl Store {
             }
             Backend::Postgres => None,
         };
+        let group_writer = sqlite_batch
+            .clone()
+            .map(|native| std::sync::Arc::new(record::GroupWriter::new(native)));
         Ok(Self {
             pool,
             backend,
             sqlite_batch,
             identity,
+            group_writer,
         })
     }
 

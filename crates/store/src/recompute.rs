@@ -8,7 +8,7 @@ use tribute_core::ids::{CommissionId, PartnerId};
 use tribute_core::tracking::Conversion;
 
 use crate::commissions::{
-    current_rules, plan_sale, positions_of, program_terms, write_planned, Source,
+    plan_sale, positions_of, program_rules, write_planned, ProgramRules, Source,
 };
 use crate::ledger::{append, save_position, EntryLinks};
 use crate::{corrupt, Context, Result, Store, StoreError};
@@ -80,8 +80,7 @@ impl Store {
                 credited.push((id, w));
             }
         }
-        let rules = current_rules(&mut tx, &conversion.program_id).await?;
-        let terms = program_terms(&mut tx, &conversion.program_id).await?;
+        let ProgramRules { rules, terms } = program_rules(&mut tx, &conversion.program_id).await?;
         let planned = plan_sale(
             &mut tx,
             self.backend(),

@@ -92,7 +92,7 @@ impl Store {
     /// The live rules of a program, current versions, by id.
     pub async fn reward_rules(&self, program: &ProgramId) -> Result<Vec<RewardRule>> {
         let mut conn = self.pool().acquire().await.context("acquiring")?;
-        current_rules(&mut conn, program).await
+        current_rules(&mut *conn, program).await
     }
 
     /// One version of a rule (`None`: the current one), deleted or not.

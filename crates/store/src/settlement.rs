@@ -11,7 +11,7 @@ use tribute_core::ledger::{adjust, refund};
 use tribute_core::tracking::Conversion;
 
 use crate::commissions::{
-    current_rules, plan_sale, positions_of, program_terms, write_planned, Source,
+    plan_sale, positions_of, program_rules, write_planned, ProgramRules, Source,
 };
 use crate::identity::advisory_key_of;
 use crate::ledger::{append, save_position, EntryLinks, PositionRow, POSITION_COLUMNS};
@@ -325,8 +325,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .context("crediting by hand")?;
-        let rules = current_rules(&mut tx, &conversion.program_id).await?;
-        let terms = program_terms(&mut tx, &conversion.program_id).await?;
+        let ProgramRules { rules, terms } = program_rules(&mut tx, &conversion.program_id).await?;
         let planned = plan_sale(
             &mut tx,
             self.backend(),

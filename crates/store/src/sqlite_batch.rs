@@ -27,9 +27,13 @@ use crate::{to_ms, Result, StoreError};
 /// The pragmas every connection to a SQLite file gets, sqlx's and this
 /// writer's alike. WAL lets readers run while a batch commits;
 /// synchronous=NORMAL is durable across process crashes (not power loss)
-/// and is what makes batches cheap; foreign keys are checked everywhere.
+/// and is what makes batches cheap; foreign keys are checked everywhere. A
+/// WAL checkpoint runs every 16,000 pages (64 MiB) rather than SQLite's
+/// 1,000, whichever connection commits past it: at thousands of clicks or
+/// conversions a second, frequent checkpoints (each a copy and an fsync)
+/// cost several percent of the redirect and conversion benchmarks.
 pub(crate) const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 16000;";
 
 #[derive(Clone)]
 pub(crate) struct SqliteBatchWriter {
@@ -115,7 +119,7 @@ impl SqliteBatchWriter {
     }
 
     /// Run `f` on the connection (opened on first use), on this thread.
-    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         // One batch at a time on this connection: the click writer and the
         // event writer take turns, as SQLite's single writer would anyway.
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
@@ -133,21 +137,22 @@ impl SqliteBatchWriter {
                     | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .context("opening the batch connection")?;
-            // Besides the shared pragmas: a 64 MiB page cache, and a WAL
-            // checkpoint every 16,000 pages (64 MiB) rather than 1,000: at
-            // tens of thousands of clicks a second, frequent checkpoints
-            // (each a copy and an fsync) cost the redirect benchmark several
-            // percent.
+            // Besides the shared pragmas: a 64 MiB page cache. The
+            // conversion writer's statements (`record.rs`) are cached too.
+            conn.set_prepared_statement_cache_capacity(256);
             conn.execute_batch(SQLITE_PRAGMAS)
-                .and_then(|()| {
-                    conn.execute_batch(
-                        "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16000;",
-                    )
-                })
+                .and_then(|()| conn.execute_batch("PRAGMA cache_size = -65536;"))
                 .context("setting up the batch connection")?;
             *guard = Some(conn);
         }
-        f(guard.as_mut().expect("opened above"))
+        let conn = guard.as_mut().expect("opened above");
+        // A writer that panicked mid-batch left its transaction open: roll
+        // it back before anything else runs here.
+        if !conn.is_autocommit() {
+            conn.execute_batch("ROLLBACK")
+                .context("rolling back an abandoned batch")?;
+        }
+        f(conn)
     }
 }
 

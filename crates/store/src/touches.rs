@@ -5,13 +5,14 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use sqlx::{Any, FromRow, Transaction};
+use sqlx::FromRow;
 use tribute_core::attribution::{Touch, TouchKind};
 use tribute_core::identity::CLICK_KEY_PREFIX;
 use tribute_core::ids::{PartnerId, PersonId, ProgramId};
 use tribute_core::partner::PartnerStatus;
 
-use crate::sql::{placeholders, INSERT_ROWS, IN_CHUNK};
+use crate::db::{Arg, Db, DbContext, Row};
+use crate::sql::{multi_row_insert, placeholders, Params, INSERT_ROWS, IN_CHUNK};
 use crate::{corrupt, from_ms, to_ms, BoxFuture, Context, Result, Store, StoreError};
 
 /// A new partner touch to attach to a person.
@@ -69,11 +70,23 @@ impl Store {
     }
 }
 
+/// A click read as `(id, partner_id, at, is_bot)`, as a touch.
+fn click_touch(row: &Row) -> Result<NewTouch> {
+    Ok(NewTouch {
+        id: row.text(0)?.to_owned(),
+        partner_id: PartnerId::parse(row.text(1)?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        kind: TouchKind::Click,
+        at: from_ms(row.int(2)?)?,
+        is_bot: row.int(3)? != 0,
+    })
+}
+
 /// Clicks of `program` by id, as touches (bots kept, flagged: attribution
 /// explains why they earn nothing). A click id of another program is
 /// ignored: its partner must never be credited here.
 pub(crate) async fn load_clicks(
-    tx: &mut Transaction<'static, Any>,
+    db: &mut dyn Db,
     program: &ProgramId,
     ids: &[&str],
 ) -> Result<HashMap<String, NewTouch>> {
@@ -83,76 +96,82 @@ pub(crate) async fn load_clicks(
             "SELECT id, partner_id, at, is_bot FROM clicks WHERE program_id = $1 AND id IN ({})",
             placeholders(2, chunk.len())
         );
-        let mut q = sqlx::query_as::<_, (String, String, i64, i64)>(&sql).bind(program.as_str());
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for (id, partner, at, is_bot) in q.fetch_all(&mut **tx).await.context("loading clicks")? {
-            out.insert(
-                id.clone(),
-                NewTouch {
-                    id,
-                    partner_id: PartnerId::parse(&partner)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    kind: TouchKind::Click,
-                    at: from_ms(at)?,
-                    is_bot: is_bot != 0,
-                },
-            );
+        let mut args: Vec<Arg> = vec![program.as_str().into()];
+        args.extend(chunk.iter().map(|id| Arg::Text(id)));
+        for row in db.fetch(&sql, args).await.context("loading clicks")? {
+            let t = click_touch(&row)?;
+            out.insert(t.id.clone(), t);
         }
     }
     Ok(out)
 }
 
+const TOUCH_COLUMNS: [&str; 8] = [
+    "id",
+    "program_id",
+    "person_id",
+    "partner_id",
+    "kind",
+    "channel",
+    "at",
+    "is_bot",
+];
+
 pub(crate) async fn insert_touches(
-    tx: &mut Transaction<'static, Any>,
+    db: &mut dyn Db,
     program: &ProgramId,
     touches: &[(PersonId, NewTouch)],
 ) -> Result<()> {
     for chunk in touches.chunks(INSERT_ROWS) {
-        if chunk.is_empty() {
-            continue;
-        }
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|r| format!("({})", placeholders(r * 8 + 1, 8)))
-            .collect();
-        let sql = format!(
-            "INSERT INTO touches (id, program_id, person_id, partner_id, kind, channel, at, is_bot) \
-             VALUES {} ON CONFLICT (id) DO NOTHING",
-            rows.join(", ")
+        let sql = multi_row_insert(
+            "touches",
+            &TOUCH_COLUMNS,
+            chunk.len(),
+            "ON CONFLICT (id) DO NOTHING",
+            Params::Numbered,
         );
-        let mut q = sqlx::query(&sql);
+        let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * TOUCH_COLUMNS.len());
         for (person, t) in chunk {
-            q = q
-                .bind(t.id.as_str())
-                .bind(program.as_str())
-                .bind(person.as_str())
-                .bind(t.partner_id.as_str())
-                .bind(kind_str(t.kind))
+            args.extend([
+                t.id.as_str().into(),
+                program.as_str().into(),
+                person.as_str().into(),
+                t.partner_id.as_str().into(),
+                kind_str(t.kind).into(),
                 // Data-driven models learn over partners: a partner is a channel.
-                .bind(t.partner_id.as_str())
-                .bind(to_ms(t.at))
-                .bind(i64::from(t.is_bot));
+                t.partner_id.as_str().into(),
+                to_ms(t.at).into(),
+                i64::from(t.is_bot).into(),
+            ]);
         }
-        q.execute(&mut **tx).await.context("inserting touches")?;
+        db.execute(&sql, args).await.context("inserting touches")?;
     }
     Ok(())
 }
 
-pub(crate) async fn person_touches(
-    tx: &mut Transaction<'static, Any>,
-    person: &PersonId,
-) -> Result<Vec<Touch>> {
-    let rows = sqlx::query_as::<_, TouchRow>(
-        "SELECT t.id, t.partner_id, t.kind, t.channel, t.at, t.is_bot, p.status \
-         FROM touches t LEFT JOIN partners p ON p.id = t.partner_id \
-         WHERE t.person_id = $1 ORDER BY t.at, t.id",
-    )
-    .bind(person.as_str())
-    .fetch_all(&mut **tx)
-    .await
-    .context("loading touches")?;
-    rows.into_iter().map(touch_from_row).collect()
+pub(crate) async fn person_touches(db: &mut dyn Db, person: &PersonId) -> Result<Vec<Touch>> {
+    let rows = db
+        .fetch(
+            "SELECT t.id, t.partner_id, t.kind, t.channel, t.at, t.is_bot, p.status \
+             FROM touches t LEFT JOIN partners p ON p.id = t.partner_id \
+             WHERE t.person_id = $1 ORDER BY t.at, t.id",
+            vec![person.as_str().into()],
+        )
+        .await
+        .context("loading touches")?;
+    rows.iter()
+        .map(|r| {
+            touch_from_row(TouchRow {
+                id: r.text(0)?.to_owned(),
+                partner_id: r.text(1)?.to_owned(),
+                kind: r.text(2)?.to_owned(),
+                channel: r.text(3)?.to_owned(),
+                at: r.int(4)?,
+                is_bot: r.int(5)?,
+                status: r.opt_text(6)?.map(str::to_owned),
+            })
+        })
+        .collect()
 }
 
 fn touch_from_row(r: TouchRow) -> Result<Touch> {
@@ -235,29 +254,20 @@ static LATE_CLICKS_SQL: LazyLock<String> = LazyLock::new(|| {
 /// identity key, and here, before anything reads the person's touches, the
 /// clicks that have since landed become touches.
 pub(crate) async fn attach_late_clicks(
-    tx: &mut Transaction<'static, Any>,
+    db: &mut dyn Db,
     program: &ProgramId,
     person: &PersonId,
 ) -> Result<()> {
-    let late: Vec<(String, String, i64, i64)> = sqlx::query_as(&LATE_CLICKS_SQL)
-        .bind(program.as_str())
-        .bind(person.as_str())
-        .fetch_all(&mut **tx)
+    let late = db
+        .fetch(
+            &LATE_CLICKS_SQL,
+            vec![program.as_str().into(), person.as_str().into()],
+        )
         .await
         .context("finding late clicks")?;
-    let mut touches = Vec::with_capacity(late.len());
-    for (id, partner, at, is_bot) in late {
-        touches.push((
-            person.clone(),
-            NewTouch {
-                id,
-                partner_id: PartnerId::parse(&partner)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                kind: TouchKind::Click,
-                at: from_ms(at)?,
-                is_bot: is_bot != 0,
-            },
-        ));
-    }
-    insert_touches(tx, program, &touches).await
+    let touches = late
+        .iter()
+        .map(|row| Ok((person.clone(), click_touch(row)?)))
+        .collect::<Result<Vec<_>>>()?;
+    insert_touches(db, program, &touches).await
 }

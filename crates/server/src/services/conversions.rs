@@ -9,16 +9,16 @@
 //! on a task of its own and the request only waits for it.
 
 use chrono::{DateTime, SubsecRound, Utc};
-use tribute_core::attribution::{attribute, TouchKind};
+use tribute_core::attribution::{attribute, Touch, TouchKind};
 use tribute_core::conversion::{NewConversion, Reporter};
 use tribute_core::fx::{convert, convert_at, Converted};
 use tribute_core::identity::click_key;
-use tribute_core::ids::ConversionId;
+use tribute_core::ids::{ConversionId, PersonId};
 use tribute_core::money::Money;
 use tribute_core::program::Program;
 use tribute_core::tracking::{Conversion, ConversionStatus, Product};
 use tribute_core::FieldError;
-use tribute_store::{NewTouch, StoreError};
+use tribute_store::{Journey, NewTouch, Recording, StoreError};
 
 use super::fit::{fit_for, program_model};
 use crate::http::{ApiError, ApiResult};
@@ -186,45 +186,55 @@ async fn record_now(
         keys.push(click_key(c));
     }
     keys.extend(new.ids.keys());
-    let (person, touches) = state
-        .store
-        .resolve_journey(&program.id, keys, new.claim, click_id.as_deref(), extra)
-        .await?;
-    let attribution = attribute(&touches, occurred_at, &cfg, fit.as_ref())?;
-    let conversion = Conversion {
-        id,
-        program_id: program.id.clone(),
-        external_id,
-        idempotency_key,
-        person_id: Some(person.clone()),
-        status,
-        value,
-        products,
-        click_id,
-        coupon: new.coupon.as_ref().map(|c| c.as_str().to_owned()),
-        occurred_at,
-        received_at: now,
-        attribution,
-        request_hash: new.fingerprint.clone(),
-        customer_key: new
-            .ids
-            .customer_id
-            .as_ref()
-            .map(|c| format!("customer:{c}"))
-            .or_else(|| Some(format!("person:{person}"))),
-        metadata: new.metadata.clone(),
-        fx,
+    let journey = Journey {
+        program: program.id.clone(),
+        keys,
+        claim: new.claim,
+        click_id: click_id.clone(),
+        extra,
     };
-    let supersedes = new.browser_reports();
-    match state
-        .store
-        .insert_conversion_superseding(&conversion, &supersedes)
-        .await
-    {
-        Ok(()) => Ok(Recorded {
+    let program_id = program.id.clone();
+    let coupon = new.coupon.as_ref().map(|c| c.as_str().to_owned());
+    let request_hash = new.fingerprint.clone();
+    let customer_key = new
+        .ids
+        .customer_id
+        .as_ref()
+        .map(|c| format!("customer:{c}"));
+    let metadata = new.metadata.clone();
+    let decide = move |person: PersonId, touches: Vec<Touch>| -> ApiResult<Conversion> {
+        let attribution = attribute(&touches, occurred_at, &cfg, fit.as_ref())?;
+        Ok(Conversion {
+            id,
+            program_id,
+            external_id,
+            idempotency_key,
+            person_id: Some(person.clone()),
+            status,
+            value,
+            products,
+            click_id,
+            coupon,
+            occurred_at,
+            received_at: now,
+            attribution,
+            request_hash,
+            customer_key: customer_key.or_else(|| Some(format!("person:{person}"))),
+            metadata,
+            fx,
+        })
+    };
+    let recording = Recording {
+        journey,
+        supersedes: new.browser_reports(),
+        decide: Box::new(decide),
+    };
+    match state.store.record_conversion(recording).await {
+        Ok(Ok(conversion)) => Ok(Recorded {
             conversion,
             replayed: false,
         }),
+        Ok(Err(refused)) => Err(refused),
         // Another request with the same key committed first: answer with it.
         Err(StoreError::Conflict { .. }) => {
             let first = earlier(state, &new)

@@ -1,0 +1,263 @@
+//! Recording a conversion in one transaction: its person and journey
+//! found, its attribution decided by the caller from that journey, and the
+//! conversion written with its credits, commissions and ledger entries.
+//!
+//! On PostgreSQL each conversion is its own transaction: nodes and
+//! connections write side by side. On SQLite every write waits for the one
+//! write lock, so conversions are handed instead to one writer task
+//! ([`GroupWriter`]) that takes every conversion waiting (up to [`BATCH`])
+//! and writes them on SQLite's native connection (the one the click and
+//! event writers use, `sqlite_batch.rs`), each inside a savepoint of one
+//! transaction, then commits once (group commit). Each statement there is a
+//! cached prepared statement run on the writer's own thread: through sqlx
+//! each would be a hop to its worker thread and back, about twenty per
+//! conversion. The statements are the same either way (`db.rs`). A
+//! conversion that fails (a duplicate order, a refused attribution) rolls
+//! back to its savepoint alone, and nobody hears "recorded" before the
+//! commit that holds their conversion. The writer is a task of its own, so
+//! a caller that goes away never leaves a transaction half done; it only
+//! misses the answer.
+
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+use tribute_core::attribution::Touch;
+use tribute_core::ids::PersonId;
+use tribute_core::tracking::Conversion;
+
+use crate::conversions::insert_conversion_in;
+use crate::db::{ready_now, Db, Native};
+use crate::identity::{resolve_journey_in, Journey};
+use crate::sqlite_batch::SqliteBatchWriter;
+use crate::{Backend, BoxFuture, Context, Result, Store, StoreError};
+
+/// The most conversions one SQLite transaction writes.
+const BATCH: usize = 128;
+
+/// What a caller decides from a conversion's person and journey: the
+/// conversion to write, or why it refuses to.
+pub type Decide<E> =
+    Box<dyn FnOnce(PersonId, Vec<Touch>) -> std::result::Result<Conversion, E> + Send>;
+
+/// A conversion to record: how to find its journey, the browser reports
+/// (external ids) it supersedes, and how to decide it from the journey.
+pub struct Recording<E> {
+    pub journey: Journey,
+    pub supersedes: Vec<String>,
+    pub decide: Decide<E>,
+}
+
+impl<E> std::fmt::Debug for Recording<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recording")
+            .field("journey", &self.journey)
+            .field("supersedes", &self.supersedes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The conversion as written, or the caller's refusal (nothing written).
+pub type Recorded<E> = std::result::Result<Conversion, E>;
+
+/// Find the journey, decide, and write, on a connection inside a write
+/// transaction. A refusal writes nothing only if the caller rolls back (the
+/// journey's person and touches were written before the decision).
+async fn record_in<E>(conn: &mut dyn Db, backend: Backend, r: Recording<E>) -> Result<Recorded<E>> {
+    let (person, touches) = resolve_journey_in(conn, backend, &r.journey).await?;
+    let c = match (r.decide)(person, touches) {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    insert_conversion_in(conn, backend, &c, &r.supersedes).await?;
+    Ok(Ok(c))
+}
+
+impl Store {
+    /// Record a conversion: find its person and journey, let `decide` make
+    /// the conversion from them, and write it with its credits,
+    /// commissions and ledger entries, all in one transaction that has
+    /// committed when this returns `Ok(Ok(_))`. When `decide` refuses, or
+    /// writing fails (a `Conflict` for an order or key already recorded),
+    /// nothing of it is written.
+    pub async fn record_conversion<E: Send + 'static>(
+        &self,
+        r: Recording<E>,
+    ) -> Result<Recorded<E>> {
+        match &self.group_writer {
+            Some(w) => w.submit(r).await,
+            None => {
+                let mut tx = self.begin_write().await.context("starting conversion")?;
+                let out = record_in(&mut tx, self.backend(), r).await?;
+                if out.is_ok() {
+                    tx.commit().await.context("committing conversion")?;
+                } else {
+                    tx.rollback()
+                        .await
+                        .context("rolling back a refused conversion")?;
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// A write waiting for the group writer.
+trait Job: Send {
+    /// Write inside the batch's transaction; `true` when it is to be kept.
+    fn run<'c>(&'c mut self, db: &'c mut dyn Db) -> BoxFuture<'c, bool>;
+    /// Tell the caller how it ended, once the batch has committed or failed.
+    fn finish(self: Box<Self>, batch: std::result::Result<(), Arc<StoreError>>);
+}
+
+struct RecordJob<E> {
+    recording: Option<Recording<E>>,
+    outcome: Option<Result<Recorded<E>>>,
+    reply: oneshot::Sender<Result<Recorded<E>>>,
+}
+
+impl<E: Send + 'static> Job for RecordJob<E> {
+    fn run<'c>(&'c mut self, db: &'c mut dyn Db) -> BoxFuture<'c, bool> {
+        Box::pin(async move {
+            let Some(r) = self.recording.take() else {
+                return false;
+            };
+            let out = record_in(db, Backend::Sqlite, r).await;
+            let keep = matches!(out, Ok(Ok(_)));
+            self.outcome = Some(out);
+            keep
+        })
+    }
+
+    fn finish(self: Box<Self>, batch: std::result::Result<(), Arc<StoreError>>) {
+        let answer = match (self.outcome, batch) {
+            // Written, but the transaction holding it did not commit.
+            (Some(Ok(Ok(_))) | None, Err(e)) => Err(StoreError::Shared(e)),
+            (Some(out), _) => out,
+            (None, Ok(())) => Err(StoreError::Unavailable(
+                "the conversion writer stopped before writing".to_owned(),
+            )),
+        };
+        // The caller may have gone away; the outcome stands regardless.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// SQLite's writer of conversions: one task gathering them, one
+/// transaction per batch on the native connection (shared with the click
+/// and event writers, which take turns with it).
+#[derive(Debug)]
+pub(crate) struct GroupWriter {
+    native: SqliteBatchWriter,
+    queue: Mutex<Option<mpsc::UnboundedSender<Box<dyn Job>>>>,
+}
+
+impl GroupWriter {
+    /// A writer on SQLite's native connection. Its task starts on first
+    /// use and ends when the writer is dropped.
+    pub(crate) fn new(native: SqliteBatchWriter) -> Self {
+        Self {
+            native,
+            queue: Mutex::new(None),
+        }
+    }
+
+    async fn submit<E: Send + 'static>(&self, r: Recording<E>) -> Result<Recorded<E>> {
+        let (reply, answer) = oneshot::channel();
+        let mut job: Box<dyn Job> = Box::new(RecordJob {
+            recording: Some(r),
+            outcome: None,
+            reply,
+        });
+        {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            // A task ends with the runtime that ran it (a test's, say): a
+            // later runtime gets a task of its own.
+            for _ in 0..2 {
+                let sender = queue.get_or_insert_with(|| {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tokio::spawn(run(self.native.clone(), rx));
+                    tx
+                });
+                match sender.send(job) {
+                    Ok(()) => break,
+                    Err(mpsc::error::SendError(back)) => {
+                        job = back;
+                        *queue = None;
+                    }
+                }
+            }
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the conversion writer stopped (the server is shutting down)".to_owned(),
+            ))
+        })
+    }
+}
+
+async fn run(native: SqliteBatchWriter, mut rx: mpsc::UnboundedReceiver<Box<dyn Job>>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let native = native.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let outcome = native
+                .with_conn(|conn| write_batch(conn, &mut batch))
+                .map_err(Arc::new);
+            (batch, outcome)
+        })
+        .await;
+        match written {
+            Ok((batch, outcome)) => {
+                for job in batch {
+                    job.finish(outcome.clone());
+                }
+            }
+            // The thread panicked: the batch went with it, and its callers
+            // hear that the writer stopped. The connection rolls back what
+            // it held before its next use (`with_conn`).
+            Err(e) => tracing::error!(error = %e, "the conversion writer's thread failed"),
+        }
+    }
+}
+
+fn sqlite(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Sqlite { context, source }
+}
+
+/// Write `batch` in one transaction, each job in a savepoint of its own.
+fn write_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(sqlite("starting a batch of conversions"))?;
+    let written = (|| {
+        for job in batch.iter_mut() {
+            conn.execute_batch("SAVEPOINT conversion")
+                .map_err(sqlite("starting a conversion's savepoint"))?;
+            // Every statement of the path is native, so the job finishes
+            // in one poll; if it ever waited, it is refused, not lost.
+            let keep = ready_now(job.run(&mut Native(conn))).unwrap_or_else(|| {
+                tracing::error!("a conversion's write waited on something other than SQLite");
+                false
+            });
+            let end = if keep {
+                "RELEASE conversion"
+            } else {
+                "ROLLBACK TO conversion; RELEASE conversion"
+            };
+            conn.execute_batch(end)
+                .map_err(sqlite("ending a conversion's savepoint"))?;
+        }
+        conn.execute_batch("COMMIT")
+            .map_err(sqlite("committing a batch of conversions"))
+    })();
+    if written.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    written
+}
