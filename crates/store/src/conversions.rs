@@ -7,7 +7,7 @@ use tribute_core::ids::{ConversionId, PartnerId, PersonId, ProgramId};
 use tribute_core::money::{Currency, Money};
 use tribute_core::tracking::{Conversion, ConversionStatus};
 
-use crate::db::{on_unique_db, Arg, Db, DbContext};
+use crate::db::{fetch_optional, on_unique_db, Arg, Db, DbContext, Row};
 use crate::sql::{multi_row_insert, placeholders, Params, INSERT_ROWS};
 use crate::{from_ms, to_ms, Backend, Context, Page, Result, Store, StoreError};
 
@@ -35,6 +35,34 @@ struct ConversionRow {
     customer_key: Option<String>,
     metadata: String,
     fx: Option<String>,
+}
+
+impl ConversionRow {
+    /// A row of [`COLUMNS`] in order, read through [`Db`].
+    fn from_db(r: &Row) -> Result<Self> {
+        let text = |i| r.text(i).map(str::to_owned);
+        let opt = |i| r.opt_text(i).map(|t| t.map(str::to_owned));
+        Ok(Self {
+            id: text(0)?,
+            program_id: text(1)?,
+            external_id: opt(2)?,
+            idempotency_key: opt(3)?,
+            person_id: opt(4)?,
+            status: text(5)?,
+            value_minor: r.int(6)?,
+            currency: text(7)?,
+            products: text(8)?,
+            click_id: opt(9)?,
+            coupon: opt(10)?,
+            occurred_at: r.int(11)?,
+            received_at: r.int(12)?,
+            attribution: text(13)?,
+            request_hash: opt(14)?,
+            customer_key: opt(15)?,
+            metadata: text(16)?,
+            fx: opt(17)?,
+        })
+    }
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -119,6 +147,19 @@ struct CreditRow {
     amount_minor: i64,
 }
 
+impl CreditRow {
+    /// A row of [`CREDIT_COLUMNS`] in order, read through [`Db`].
+    fn from_db(r: &Row) -> Result<Self> {
+        Ok(Self {
+            partner_id: r.text(0)?.to_owned(),
+            slug: r.text(1)?.to_owned(),
+            weight: r.text(2)?.to_owned(),
+            weight_total: r.text(3)?.to_owned(),
+            amount_minor: r.int(4)?,
+        })
+    }
+}
+
 impl TryFrom<CreditRow> for Credit {
     type Error = StoreError;
     fn try_from(r: CreditRow) -> Result<Self> {
@@ -190,34 +231,18 @@ impl Store {
         if external_id.is_none() && idempotency_key.is_none() {
             return Ok(None);
         }
-        sqlx::query_as::<_, ConversionRow>(&format!(
-            "SELECT {COLUMNS} FROM conversions WHERE program_id = $1 \
-             AND (external_id = $2 OR idempotency_key = $3) ORDER BY received_at LIMIT 1"
-        ))
-        .bind(program.as_str())
-        .bind(external_id)
-        .bind(idempotency_key)
-        .fetch_optional(self.pool())
-        .await
-        .context("loading conversion by key")?
-        .map(Conversion::try_from)
-        .transpose()
+        let mut conn = self
+            .pool()
+            .acquire()
+            .await
+            .context("loading conversion by key")?;
+        conversion_by_keys_in(&mut *conn, program, external_id, idempotency_key).await
     }
 
     /// Partners credited with a conversion, with exact shares and amounts.
     pub async fn conversion_credits(&self, id: &ConversionId) -> Result<Vec<Credit>> {
-        sqlx::query_as::<_, CreditRow>(&format!(
-            "SELECT {CREDIT_COLUMNS} \
-             FROM conversion_credits c LEFT JOIN partners p ON p.id = c.partner_id \
-             WHERE c.conversion_id = $1 ORDER BY c.amount_minor DESC, c.partner_id"
-        ))
-        .bind(id.as_str())
-        .fetch_all(self.pool())
-        .await
-        .context("loading credits")?
-        .into_iter()
-        .map(Credit::try_from)
-        .collect()
+        let mut conn = self.pool().acquire().await.context("loading credits")?;
+        credits_in(&mut *conn, id).await
     }
 
     /// Credits of several conversions in one query (for lists), by conversion id.
@@ -388,4 +413,45 @@ pub(crate) async fn insert_conversion_in(
     }
     crate::commissions::accrue_conversion(tx, backend, c).await?;
     Ok(())
+}
+
+/// [`Store::conversion_by_keys`] on the caller's connection.
+pub(crate) async fn conversion_by_keys_in(
+    db: &mut dyn Db,
+    program: &ProgramId,
+    external_id: Option<&str>,
+    idempotency_key: Option<&str>,
+) -> Result<Option<Conversion>> {
+    if external_id.is_none() && idempotency_key.is_none() {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM conversions WHERE program_id = $1 \
+         AND (external_id = $2 OR idempotency_key = $3) ORDER BY received_at LIMIT 1"
+    );
+    let args = vec![
+        program.as_str().into(),
+        external_id.into(),
+        idempotency_key.into(),
+    ];
+    fetch_optional(db, &sql, args)
+        .await
+        .context("loading conversion by key")?
+        .map(|r| Conversion::try_from(ConversionRow::from_db(&r)?))
+        .transpose()
+}
+
+/// [`Store::conversion_credits`] on the caller's connection.
+pub(crate) async fn credits_in(db: &mut dyn Db, id: &ConversionId) -> Result<Vec<Credit>> {
+    let sql = format!(
+        "SELECT {CREDIT_COLUMNS} \
+         FROM conversion_credits c LEFT JOIN partners p ON p.id = c.partner_id \
+         WHERE c.conversion_id = $1 ORDER BY c.amount_minor DESC, c.partner_id"
+    );
+    db.fetch(&sql, vec![id.as_str().into()])
+        .await
+        .context("loading credits")?
+        .iter()
+        .map(|r| Credit::try_from(CreditRow::from_db(r)?))
+        .collect()
 }

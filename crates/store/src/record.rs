@@ -26,7 +26,7 @@ use tribute_core::attribution::Touch;
 use tribute_core::ids::PersonId;
 use tribute_core::tracking::Conversion;
 
-use crate::conversions::insert_conversion_in;
+use crate::conversions::{conversion_by_keys_in, credits_in, insert_conversion_in, Credit};
 use crate::db::{ready_now, Db, Native};
 use crate::identity::{resolve_journey_in, Journey};
 use crate::sqlite_batch::SqliteBatchWriter;
@@ -40,9 +40,13 @@ const BATCH: usize = 128;
 pub type Decide<E> =
     Box<dyn FnOnce(PersonId, Vec<Touch>) -> std::result::Result<Conversion, E> + Send>;
 
-/// A conversion to record: how to find its journey, the browser reports
-/// (external ids) it supersedes, and how to decide it from the journey.
+/// A conversion to record: what makes it the same as one recorded before
+/// (its order id, its idempotency key), how to find its journey, the
+/// browser reports (external ids) it supersedes, and how to decide it from
+/// the journey.
 pub struct Recording<E> {
+    pub external_id: Option<String>,
+    pub idempotency_key: Option<String>,
     pub journey: Journey,
     pub supersedes: Vec<String>,
     pub decide: Decide<E>,
@@ -51,35 +55,65 @@ pub struct Recording<E> {
 impl<E> std::fmt::Debug for Recording<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recording")
+            .field("external_id", &self.external_id)
+            .field("idempotency_key", &self.idempotency_key)
             .field("journey", &self.journey)
             .field("supersedes", &self.supersedes)
             .finish_non_exhaustive()
     }
 }
 
-/// The conversion as written, or the caller's refusal (nothing written).
-pub type Recorded<E> = std::result::Result<Conversion, E>;
+/// How recording a conversion ended.
+#[derive(Debug)]
+pub enum Recorded<E> {
+    /// Written, with its partners' credits as stored.
+    Written {
+        conversion: Conversion,
+        credits: Vec<Credit>,
+    },
+    /// A conversion with the same order id or idempotency key was recorded
+    /// first: that one, and nothing written.
+    Exists(Conversion),
+    /// The caller's decision refused it: nothing written.
+    Refused(E),
+}
 
-/// Find the journey, decide, and write, on a connection inside a write
-/// transaction. A refusal writes nothing only if the caller rolls back (the
-/// journey's person and touches were written before the decision).
+/// Look for an earlier conversion, find the journey, decide, and write, on
+/// a connection inside a write transaction. A refusal writes nothing only
+/// if the caller rolls back (the journey's person and touches were written
+/// before the decision).
 async fn record_in<E>(conn: &mut dyn Db, backend: Backend, r: Recording<E>) -> Result<Recorded<E>> {
+    let earlier = conversion_by_keys_in(
+        conn,
+        &r.journey.program,
+        r.external_id.as_deref(),
+        r.idempotency_key.as_deref(),
+    )
+    .await?;
+    if let Some(first) = earlier {
+        return Ok(Recorded::Exists(first));
+    }
     let (person, touches) = resolve_journey_in(conn, backend, &r.journey).await?;
-    let c = match (r.decide)(person, touches) {
+    let conversion = match (r.decide)(person, touches) {
         Ok(c) => c,
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return Ok(Recorded::Refused(e)),
     };
-    insert_conversion_in(conn, backend, &c, &r.supersedes).await?;
-    Ok(Ok(c))
+    insert_conversion_in(conn, backend, &conversion, &r.supersedes).await?;
+    let credits = credits_in(conn, &conversion.id).await?;
+    Ok(Recorded::Written {
+        conversion,
+        credits,
+    })
 }
 
 impl Store {
     /// Record a conversion: find its person and journey, let `decide` make
     /// the conversion from them, and write it with its credits,
     /// commissions and ledger entries, all in one transaction that has
-    /// committed when this returns `Ok(Ok(_))`. When `decide` refuses, or
-    /// writing fails (a `Conflict` for an order or key already recorded),
-    /// nothing of it is written.
+    /// committed when this returns `Written`. When one with the same order id
+    /// or idempotency key was recorded first (`Exists`), when `decide`
+    /// refuses, or when writing fails (a `Conflict` when a concurrent
+    /// transaction recorded the same order first), nothing of it is written.
     pub async fn record_conversion<E: Send + 'static>(
         &self,
         r: Recording<E>,
@@ -89,7 +123,7 @@ impl Store {
             None => {
                 let mut tx = self.begin_write().await.context("starting conversion")?;
                 let out = record_in(&mut tx, self.backend(), r).await?;
-                if out.is_ok() {
+                if matches!(out, Recorded::Written { .. }) {
                     tx.commit().await.context("committing conversion")?;
                 } else {
                     tx.rollback()
@@ -123,7 +157,7 @@ impl<E: Send + 'static> Job for RecordJob<E> {
                 return false;
             };
             let out = record_in(db, Backend::Sqlite, r).await;
-            let keep = matches!(out, Ok(Ok(_)));
+            let keep = matches!(out, Ok(Recorded::Written { .. }));
             self.outcome = Some(out);
             keep
         })
@@ -132,7 +166,7 @@ impl<E: Send + 'static> Job for RecordJob<E> {
     fn finish(self: Box<Self>, batch: std::result::Result<(), Arc<StoreError>>) {
         let answer = match (self.outcome, batch) {
             // Written, but the transaction holding it did not commit.
-            (Some(Ok(Ok(_))) | None, Err(e)) => Err(StoreError::Shared(e)),
+            (Some(Ok(Recorded::Written { .. })) | None, Err(e)) => Err(StoreError::Shared(e)),
             (Some(out), _) => out,
             (None, Ok(())) => Err(StoreError::Unavailable(
                 "the conversion writer stopped before writing".to_owned(),

@@ -138,7 +138,22 @@ impl ConversionView {
 
     /// Load `c`'s credits and show it to `viewer` (`None`: not theirs).
     pub async fn load(store: &Store, c: Conversion, viewer: &Viewer) -> ApiResult<Option<Self>> {
-        let credits = store.conversion_credits(&c.id).await?;
+        Self::load_with(store, c, None, viewer).await
+    }
+
+    /// [`ConversionView::load`], with the credits when the caller has them
+    /// already (a conversion just written is answered with its credits as
+    /// written, without reading them back).
+    pub async fn load_with(
+        store: &Store,
+        c: Conversion,
+        credits: Option<Vec<Credit>>,
+        viewer: &Viewer,
+    ) -> ApiResult<Option<Self>> {
+        let credits = match credits {
+            Some(credits) => credits,
+            None => store.conversion_credits(&c.id).await?,
+        };
         let (own_coupon, own_click) = ownership(store, &c, viewer).await?;
         Ok(Self::new(c, credits, viewer, own_coupon, own_click))
     }

@@ -160,9 +160,10 @@ async fn create(
         ..input.parse(&program, Utc::now(), key, print)?
     };
     let recorded = record(&state, program, new).await?;
-    let view = ConversionView::load(&state.store, recorded.conversion, &viewer)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("a conversion writer sees every conversion it wrote"))?;
+    let view =
+        ConversionView::load_with(&state.store, recorded.conversion, recorded.credits, &viewer)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("a conversion writer sees every conversion it wrote"))?;
     let mut response = (StatusCode::CREATED, Json(view)).into_response();
     if recorded.replayed {
         response

@@ -97,9 +97,14 @@ async fn handle(
     }
     let new = q.parse(&program, Utc::now())?;
     let recorded = record(state, program.as_ref().clone(), new).await?;
-    let view = ConversionView::load(&state.store, recorded.conversion, &Viewer::Owner)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the server sees every conversion"))?;
+    let view = ConversionView::load_with(
+        &state.store,
+        recorded.conversion,
+        recorded.credits,
+        &Viewer::Owner,
+    )
+    .await?
+    .ok_or_else(|| anyhow::anyhow!("the server sees every conversion"))?;
     Ok((StatusCode::OK, Json(view)))
 }
 

@@ -18,7 +18,8 @@ use tribute_core::money::Money;
 use tribute_core::program::Program;
 use tribute_core::tracking::{Conversion, ConversionStatus, Product};
 use tribute_core::FieldError;
-use tribute_store::{Journey, NewTouch, Recording, StoreError};
+use tribute_store::Recorded::{Exists, Refused, Written};
+use tribute_store::{Credit, Journey, NewTouch, Recording, StoreError};
 
 use super::fit::{fit_for, program_model};
 use crate::http::{ApiError, ApiResult};
@@ -30,6 +31,9 @@ use crate::AppState;
 pub struct Recorded {
     pub conversion: Conversion,
     pub replayed: bool,
+    /// Its partners' credits as written, when it was written now (a
+    /// replay's are read when shown).
+    pub credits: Option<Vec<Credit>>,
 }
 
 /// Record `new` for `program`, to completion even if the caller goes away.
@@ -43,24 +47,30 @@ pub async fn record(state: &AppState, program: Program, new: NewConversion) -> A
 /// The conversion a retry of `new` finds, if any: same order id or same
 /// idempotency key. The same idempotency key with a different request is
 /// refused (`idempotency_key_reused`), as Stripe does.
-async fn earlier(state: &AppState, new: &NewConversion) -> ApiResult<Option<Conversion>> {
-    let key = new.stored_idempotency_key();
-    let Some(first) = state
+async fn earlier(state: &AppState, new: &NewConversion) -> ApiResult<Option<Recorded>> {
+    let first = state
         .store
         .conversion_by_keys(
             &new.program_id,
             new.external_id().as_deref(),
-            key.as_deref(),
+            new.stored_idempotency_key().as_deref(),
         )
-        .await?
-    else {
-        return Ok(None);
-    };
+        .await?;
+    first.map(|f| replay(new, f)).transpose()
+}
+
+/// The answer to a retry of `first`.
+fn replay(new: &NewConversion, first: Conversion) -> ApiResult<Recorded> {
+    let key = new.stored_idempotency_key();
     let same_key = key.is_some() && first.idempotency_key == key;
     if same_key && new.fingerprint.is_some() && first.request_hash != new.fingerprint {
         return Err(ApiError::IdempotencyKeyReused);
     }
-    Ok(Some(first))
+    Ok(Recorded {
+        conversion: first,
+        replayed: true,
+        credits: None,
+    })
 }
 
 /// A value reported in another currency than the program's, converted.
@@ -125,11 +135,14 @@ async fn record_now(
     program: &Program,
     new: NewConversion,
 ) -> ApiResult<Recorded> {
-    if let Some(first) = earlier(state, &new).await? {
-        return Ok(Recorded {
-            conversion: first,
-            replayed: true,
-        });
+    // A retry is answered with the first conversion. The store looks for it
+    // in the transaction that would write this one; only a value in
+    // another currency is looked up first, so that a retry is never
+    // refused for want of a rate.
+    if new.value.currency != program.settings.currency {
+        if let Some(first) = earlier(state, &new).await? {
+            return Ok(first);
+        }
     }
     // Times are stored to the millisecond: the first answer must show what a
     // replay will read back, or the two bodies differ.
@@ -146,6 +159,7 @@ async fn record_now(
     let id = ConversionId::generate();
     let external_id = new.external_id();
     let idempotency_key = new.stored_idempotency_key();
+    let (external_id_key, idempotency_key_key) = (external_id.clone(), idempotency_key.clone());
     // A retried request must not leave a second coupon touch: its id derives
     // from what makes the request idempotent.
     let touch_key = external_id
@@ -225,26 +239,27 @@ async fn record_now(
         })
     };
     let recording = Recording {
+        external_id: external_id_key,
+        idempotency_key: idempotency_key_key,
         journey,
         supersedes: new.browser_reports(),
         decide: Box::new(decide),
     };
     match state.store.record_conversion(recording).await {
-        Ok(Ok(conversion)) => Ok(Recorded {
+        Ok(Written {
+            conversion,
+            credits,
+        }) => Ok(Recorded {
             conversion,
             replayed: false,
+            credits: Some(credits),
         }),
-        Ok(Err(refused)) => Err(refused),
+        Ok(Exists(first)) => replay(&new, first),
+        Ok(Refused(refused)) => Err(refused),
         // Another request with the same key committed first: answer with it.
-        Err(StoreError::Conflict { .. }) => {
-            let first = earlier(state, &new)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("conflicting conversion vanished"))?;
-            Ok(Recorded {
-                conversion: first,
-                replayed: true,
-            })
-        }
+        Err(StoreError::Conflict { .. }) => Ok(earlier(state, &new)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("conflicting conversion vanished"))?),
         Err(e) => Err(e.into()),
     }
 }
