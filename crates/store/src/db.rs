@@ -217,14 +217,24 @@ pub(crate) async fn fetch_optional(
 }
 
 fn any_cell(row: &sqlx::any::AnyRow, i: usize) -> Result<Cell, sqlx::Error> {
-    match row.try_get::<Option<i64>, _>(i) {
-        Ok(Some(n)) => return Ok(Cell::Int(n)),
-        Ok(None) => return Ok(Cell::Null),
-        Err(_) => {}
+    use sqlx::any::AnyTypeInfoKind as Kind;
+    use sqlx::{TypeInfo as _, ValueRef as _};
+    let value = row.try_get_raw(i)?;
+    if value.is_null() {
+        return Ok(Cell::Null);
     }
-    Ok(row
-        .try_get::<Option<String>, _>(i)?
-        .map_or(Cell::Null, Cell::Text))
+    let info = value.type_info();
+    Ok(match info.kind() {
+        Kind::SmallInt | Kind::Integer | Kind::BigInt => Cell::Int(row.try_get::<i64, _>(i)?),
+        Kind::Bool => Cell::Int(i64::from(row.try_get::<bool, _>(i)?)),
+        Kind::Text => Cell::Text(row.try_get::<String, _>(i)?),
+        _ => {
+            return Err(sqlx::Error::ColumnDecode {
+                index: i.to_string(),
+                source: format!("a {} where a number or text was expected", info.name()).into(),
+            })
+        }
+    })
 }
 
 fn any_query<'a>(
