@@ -2,16 +2,17 @@
 //! batch's linking events are then folded into the identity graph
 //! (`identity.rs`).
 //!
-//! On PostgreSQL events and stitching share one transaction. On SQLite
-//! events are written by the native batch writer and stitching follows in a
-//! second transaction, which is why stitching is idempotent and applied to
-//! repeats too.
+//! Events and their stitching share one transaction: through sqlx on
+//! PostgreSQL, on the native batch writer's connection on SQLite (the
+//! stitching statements are the same, `db.rs`). Stitching is idempotent
+//! and applied to repeats too.
 
 use std::collections::BTreeSet;
 
 use sqlx::{Any, Transaction};
 use tribute_core::tracking::Event;
 
+use crate::identity::stitch_events;
 use crate::sql::{multi_row_insert, Params, INSERT_ROWS};
 use crate::{to_ms, BoxFuture, Context, Result, Store};
 
@@ -40,17 +41,10 @@ impl Store {
                 let r = self.write_events_in_one_transaction(&events).await;
                 return (events, r);
             };
-            // SQLite: events through the native batch writer, then the
-            // (few) linking events through sqlx in a second transaction.
+            // SQLite: events and their stitching through the native batch
+            // writer, in one transaction.
             let (events, inserted) = batch.insert_events(events).await;
-            let r = match inserted {
-                Ok(inserted) => self
-                    .stitch_in_own_transaction(&events)
-                    .await
-                    .map(|()| IngestOutcome { inserted }),
-                Err(e) => Err(e),
-            };
-            (events, r)
+            (events, inserted.map(|inserted| IngestOutcome { inserted }))
         })
     }
 
@@ -58,19 +52,9 @@ impl Store {
     async fn write_events_in_one_transaction(&self, events: &[Event]) -> Result<IngestOutcome> {
         let mut tx = self.pool().begin().await.context("starting event batch")?;
         let inserted = insert_events(&mut tx, events).await?;
-        self.stitch_events(&mut tx, &linking(events)).await?;
+        stitch_events(&mut tx, self.backend(), &linking(events)).await?;
         tx.commit().await.context("committing event batch")?;
         Ok(IngestOutcome { inserted })
-    }
-
-    async fn stitch_in_own_transaction(&self, events: &[Event]) -> Result<()> {
-        let linking = linking(events);
-        if linking.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await.context("starting stitching")?;
-        self.stitch_events(&mut tx, &linking).await?;
-        tx.commit().await.context("committing stitching")
     }
 
     /// [`Store::write_events`] on a borrowed batch (a copy is written).
@@ -86,9 +70,8 @@ impl Store {
 /// The events of a batch to fold into the identity graph. Every linking
 /// event is stitched, repeats of an external id included: stitching is
 /// idempotent (keys, touches with stable ids, one lead per partner and
-/// person), so a batch retried after a crash between SQLite's two
-/// transactions completes its work.
-fn linking(events: &[Event]) -> Vec<&Event> {
+/// person), so a repeat of an event whose stitching was lost completes it.
+pub(crate) fn linking(events: &[Event]) -> Vec<&Event> {
     events.iter().filter(|e| e.links_identity()).collect()
 }
 

@@ -16,7 +16,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Utc;
-use sqlx::AnyConnection;
 use tribute_core::attribution::Touch;
 use tribute_core::identity::{stitch, Claim, Group, Known, StitchPlan};
 use tribute_core::ids::{PersonId, ProgramId};
@@ -44,31 +43,31 @@ pub(crate) fn advisory_key_of(id: &str) -> i64 {
     h as i64
 }
 
-impl Store {
-    /// Fold linking events into the identity graph: persons, click and
-    /// partner touches, leads.
-    pub(crate) async fn stitch_events(
-        &self,
-        tx: &mut AnyConnection,
-        linking: &[&Event],
-    ) -> Result<()> {
+/// Fold linking events into the identity graph: persons, click and
+/// partner touches, leads.
+pub(crate) async fn stitch_events(
+    tx: &mut dyn Db,
+    backend: Backend,
+    linking: &[&Event],
+) -> Result<()> {
+    {
         let mut by_program: BTreeMap<&ProgramId, Vec<&Event>> = BTreeMap::new();
         for e in linking {
             by_program.entry(&e.program_id).or_default().push(e);
         }
         for (program, events) in by_program {
-            lock_program(tx, self.backend(), program).await?;
+            lock_program(tx, backend, program).await?;
             let groups: Vec<Group> = events
                 .iter()
                 .map(|e| Group::new(e.claim, e.group()))
                 .collect();
-            let plan = apply_stitch(&mut *tx, program, &groups).await?;
+            let plan = apply_stitch(tx, program, &groups).await?;
             let mut touches: Vec<(PersonId, NewTouch)> = Vec::new();
             let click_ids: Vec<&str> = events
                 .iter()
                 .filter_map(|e| e.click_id.as_ref().map(|c| c.as_str()))
                 .collect();
-            let clicks = load_clicks(&mut *tx, program, &click_ids).await?;
+            let clicks = load_clicks(tx, program, &click_ids).await?;
             for (e, person) in events.iter().zip(&plan.persons) {
                 if let Some(t) = e.click_id.as_ref().and_then(|c| clicks.get(c.as_str())) {
                     touches.push((person.clone(), t.clone()));
@@ -91,16 +90,18 @@ impl Store {
                     ));
                 }
             }
-            insert_touches(&mut *tx, program, &touches).await?;
+            insert_touches(tx, program, &touches).await?;
             for (e, person) in events.iter().zip(&plan.persons) {
                 if e.event_type.is_lead() {
-                    record_lead(&mut *tx, program, person, e).await?;
+                    record_lead(tx, program, person, e).await?;
                 }
             }
         }
         Ok(())
     }
+}
 
+impl Store {
     /// Find or make the person of identifier keys seen together (a
     /// conversion's, claimed as `claim` says), attach `touches` to them, and
     /// return the person with every touch they have, partner status
@@ -283,7 +284,7 @@ async fn load_known(tx: &mut dyn Db, program: &ProgramId, groups: &[Group]) -> R
 /// A lead counts once per partner and person: the partner of the person's
 /// latest creditable touch at the time of the lead event.
 async fn record_lead(
-    tx: &mut AnyConnection,
+    tx: &mut dyn Db,
     program: &ProgramId,
     person: &PersonId,
     e: &Event,
@@ -297,16 +298,17 @@ async fn record_lead(
     else {
         return Ok(());
     };
-    sqlx::query(
+    tx.execute(
         "INSERT INTO leads (program_id, partner_id, person_id, event_id, at) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (program_id, partner_id, person_id) DO NOTHING",
+        vec![
+            program.as_str().into(),
+            last.partner_id.as_str().into(),
+            person.as_str().into(),
+            e.id.as_str().into(),
+            to_ms(e.occurred_at).into(),
+        ],
     )
-    .bind(program.as_str())
-    .bind(last.partner_id.as_str())
-    .bind(person.as_str())
-    .bind(e.id.as_str())
-    .bind(to_ms(e.occurred_at))
-    .execute(&mut *tx)
     .await
     .context("recording lead")?;
     Ok(())

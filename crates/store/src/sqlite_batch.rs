@@ -19,10 +19,13 @@ use tribute_core::click::{epoch_day, Click};
 use tribute_core::tracking::Event;
 
 use crate::clicks::{ua_id, CLICK_COLUMNS, SKIP_EXISTING_ID, USER_AGENT_COLUMNS};
+use crate::db::{ready_now, Native};
+use crate::events::linking;
 use crate::events::{EVENT_COLUMNS, EVENT_CONFLICT};
 use crate::health::{check, SharedIdentity};
+use crate::identity::stitch_events;
 use crate::sql::{multi_row_insert, Params};
-use crate::{to_ms, Result, StoreError};
+use crate::{to_ms, Backend, Result, StoreError};
 
 /// The pragmas every connection to a SQLite file gets, sqlx's and this
 /// writer's alike. WAL lets readers run while a batch commits;
@@ -184,9 +187,27 @@ fn bind_event(stmt: &mut rusqlite::Statement<'_>, at: usize, e: &Event) -> rusql
     stmt.raw_bind_parameter(at + 14, e.properties.to_string())
 }
 
+/// Insert events, skipping repeats of an external id, and stitch the
+/// linking ones, in one transaction; returns the ids inserted.
 fn insert_events(conn: &mut Connection, events: &[Event]) -> Result<BTreeSet<String>> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .context("starting an event batch")?;
+    let written = insert_and_stitch(conn, events);
+    let ended = match written {
+        Ok(_) => conn
+            .execute_batch("COMMIT")
+            .context("committing an event batch"),
+        Err(_) => conn
+            .execute_batch("ROLLBACK")
+            .context("rolling back an event batch"),
+    };
+    let inserted = written?;
+    ended?;
+    Ok(inserted)
+}
+
+fn insert_and_stitch(conn: &mut Connection, events: &[Event]) -> Result<BTreeSet<String>> {
     const N: usize = EVENT_COLUMNS.len();
-    let tx = conn.transaction().context("starting an event batch")?;
     let full = multi_row_insert(
         "events",
         &EVENT_COLUMNS,
@@ -207,7 +228,7 @@ fn insert_events(conn: &mut Connection, events: &[Event]) -> Result<BTreeSet<Str
         .chunks(ROWS)
         .chain(events[split..].chunks(1))
     {
-        let mut stmt = tx
+        let mut stmt = conn
             .prepare_cached(if chunk.len() == ROWS { &full } else { &single })
             .context("preparing the event insert")?;
         for (k, e) in chunk.iter().enumerate() {
@@ -219,7 +240,17 @@ fn insert_events(conn: &mut Connection, events: &[Event]) -> Result<BTreeSet<Str
             inserted.insert(row.get::<_, String>(0).context("reading an inserted id")?);
         }
     }
-    tx.commit().context("committing an event batch")?;
+    let linking = linking(events);
+    if !linking.is_empty() {
+        // The stitching statements are native here: the future is ready at once.
+        ready_now(stitch_events(&mut Native(conn), Backend::Sqlite, &linking)).unwrap_or_else(
+            || {
+                Err(StoreError::Unavailable(
+                    "stitching waited on something other than SQLite".to_owned(),
+                ))
+            },
+        )?;
+    }
     Ok(inserted)
 }
 
