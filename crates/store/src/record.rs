@@ -36,9 +36,11 @@ use crate::{Backend, BoxFuture, Context, Result, Store, StoreError};
 const BATCH: usize = 128;
 
 /// What a caller decides from a conversion's person and journey: the
-/// conversion to write, or why it refuses to.
+/// conversion to write, or why it refuses to. It may be asked more than
+/// once (when a conversion written beside it fails, the group is written
+/// again without it), so it must decide from its inputs alone.
 pub type Decide<E> =
-    Box<dyn FnOnce(PersonId, Vec<Touch>) -> std::result::Result<Conversion, E> + Send>;
+    Box<dyn Fn(PersonId, Vec<Touch>) -> std::result::Result<Conversion, E> + Send + Sync>;
 
 /// A conversion to record: what makes it the same as one recorded before
 /// (its order id, its idempotency key), how to find its journey, the
@@ -82,7 +84,11 @@ pub enum Recorded<E> {
 /// a connection inside a write transaction. A refusal writes nothing only
 /// if the caller rolls back (the journey's person and touches were written
 /// before the decision).
-async fn record_in<E>(conn: &mut dyn Db, backend: Backend, r: Recording<E>) -> Result<Recorded<E>> {
+async fn record_in<E>(
+    conn: &mut dyn Db,
+    backend: Backend,
+    r: &Recording<E>,
+) -> Result<Recorded<E>> {
     let earlier = conversion_by_keys_in(
         conn,
         &r.journey.program,
@@ -122,7 +128,7 @@ impl Store {
             Some(w) => w.submit(r).await,
             None => {
                 let mut tx = self.begin_write().await.context("starting conversion")?;
-                let out = record_in(&mut tx, self.backend(), r).await?;
+                let out = record_in(&mut tx, self.backend(), &r).await?;
                 if matches!(out, Recorded::Written { .. }) {
                     tx.commit().await.context("committing conversion")?;
                 } else {
@@ -136,37 +142,53 @@ impl Store {
     }
 }
 
+/// How a job's write went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    /// Written, to be committed.
+    Kept,
+    /// Nothing written (an earlier conversion was found).
+    Untouched,
+    /// Failed or refused after writing some of it: to be rolled back.
+    Failed,
+}
+
 /// A write waiting for the group writer.
 trait Job: Send {
-    /// Write inside the batch's transaction; `true` when it is to be kept.
-    fn run<'c>(&'c mut self, db: &'c mut dyn Db) -> BoxFuture<'c, bool>;
+    /// Write inside the batch's transaction. May run again, from the
+    /// start, if the batch is rolled back and written anew.
+    fn run<'c>(&'c mut self, db: &'c mut dyn Db) -> BoxFuture<'c, Ran>;
     /// Tell the caller how it ended, once the batch has committed or failed.
     fn finish(self: Box<Self>, batch: std::result::Result<(), Arc<StoreError>>);
 }
 
 struct RecordJob<E> {
-    recording: Option<Recording<E>>,
+    recording: Recording<E>,
     outcome: Option<Result<Recorded<E>>>,
     reply: oneshot::Sender<Result<Recorded<E>>>,
 }
 
 impl<E: Send + 'static> Job for RecordJob<E> {
-    fn run<'c>(&'c mut self, db: &'c mut dyn Db) -> BoxFuture<'c, bool> {
+    fn run<'c>(&'c mut self, db: &'c mut dyn Db) -> BoxFuture<'c, Ran> {
         Box::pin(async move {
-            let Some(r) = self.recording.take() else {
-                return false;
+            let out = record_in(db, Backend::Sqlite, &self.recording).await;
+            let ran = match out {
+                Ok(Recorded::Written { .. }) => Ran::Kept,
+                Ok(Recorded::Exists(_)) => Ran::Untouched,
+                Ok(Recorded::Refused(_)) | Err(_) => Ran::Failed,
             };
-            let out = record_in(db, Backend::Sqlite, r).await;
-            let keep = matches!(out, Ok(Recorded::Written { .. }));
             self.outcome = Some(out);
-            keep
+            ran
         })
     }
 
     fn finish(self: Box<Self>, batch: std::result::Result<(), Arc<StoreError>>) {
         let answer = match (self.outcome, batch) {
-            // Written, but the transaction holding it did not commit.
-            (Some(Ok(Recorded::Written { .. })) | None, Err(e)) => Err(StoreError::Shared(e)),
+            // Written (or found written earlier in this batch), but the
+            // transaction holding it did not commit.
+            (Some(Ok(Recorded::Written { .. } | Recorded::Exists(_))) | None, Err(e)) => {
+                Err(StoreError::Shared(e))
+            }
             (Some(out), _) => out,
             (None, Ok(())) => Err(StoreError::Unavailable(
                 "the conversion writer stopped before writing".to_owned(),
@@ -199,7 +221,7 @@ impl GroupWriter {
     async fn submit<E: Send + 'static>(&self, r: Recording<E>) -> Result<Recorded<E>> {
         let (reply, answer) = oneshot::channel();
         let mut job: Box<dyn Job> = Box::new(RecordJob {
-            recording: Some(r),
+            recording: r,
             outcome: None,
             reply,
         });
@@ -265,33 +287,67 @@ fn sqlite(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sqlite { context, source }
 }
 
-/// Write `batch` in one transaction, each job in a savepoint of its own.
+/// Write `batch` in one transaction and commit once. Optimistically
+/// first, without savepoints (each would journal every page its conversion
+/// changes); if a job fails after writing part of it, the whole transaction
+/// is rolled back and the batch written again with a savepoint per job, so
+/// that only the one at fault is undone.
 fn write_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> Result<()> {
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(sqlite("starting a batch of conversions"))?;
-    let written = (|| {
+    let clean = in_transaction(conn, |conn| {
+        for job in batch.iter_mut() {
+            if run_native(conn, job.as_mut()) == Ran::Failed {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })?;
+    if clean {
+        return Ok(());
+    }
+    in_transaction(conn, |conn| {
         for job in batch.iter_mut() {
             conn.execute_batch("SAVEPOINT conversion")
                 .map_err(sqlite("starting a conversion's savepoint"))?;
-            // Every statement of the path is native, so the job finishes
-            // in one poll; if it ever waited, it is refused, not lost.
-            let keep = ready_now(job.run(&mut Native(conn))).unwrap_or_else(|| {
-                tracing::error!("a conversion's write waited on something other than SQLite");
-                false
-            });
-            let end = if keep {
-                "RELEASE conversion"
-            } else {
-                "ROLLBACK TO conversion; RELEASE conversion"
+            let end = match run_native(conn, job.as_mut()) {
+                Ran::Kept | Ran::Untouched => "RELEASE conversion",
+                Ran::Failed => "ROLLBACK TO conversion; RELEASE conversion",
             };
             conn.execute_batch(end)
                 .map_err(sqlite("ending a conversion's savepoint"))?;
         }
-        conn.execute_batch("COMMIT")
+        Ok(true)
+    })
+    .map(|_| ())
+}
+
+/// Run `f` in a write transaction: committed when it returns `Ok(true)`,
+/// rolled back when it returns `Ok(false)` or fails.
+fn in_transaction(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> Result<bool>,
+) -> Result<bool> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(sqlite("starting a batch of conversions"))?;
+    match f(conn) {
+        Ok(true) => conn
+            .execute_batch("COMMIT")
             .map_err(sqlite("committing a batch of conversions"))
-    })();
-    if written.is_err() && !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
+            .map(|()| true),
+        other => {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            other.map(|_| false)
+        }
     }
-    written
+}
+
+/// Run a job on the native connection. Every statement of its path is
+/// native, so it finishes in one poll; if it ever waited on anything else,
+/// it counts as failed (and is rolled back), never as written.
+fn run_native(conn: &mut Connection, job: &mut dyn Job) -> Ran {
+    ready_now(job.run(&mut Native(conn))).unwrap_or_else(|| {
+        tracing::error!("a conversion's write waited on something other than SQLite");
+        Ran::Failed
+    })
 }

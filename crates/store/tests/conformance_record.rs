@@ -37,6 +37,7 @@ fn recording(
     let p = s.program.clone();
     let order = order.to_owned();
     let at = hours(5);
+    let id = ConversionId::generate();
     Recording {
         external_id: Some(order.clone()),
         idempotency_key: None,
@@ -52,7 +53,8 @@ fn recording(
             let cfg = ModelConfig::new(ModelKind::LastTouch).with_window_days(30);
             let attribution = attribute(&touches, at, &cfg, None).map_err(|e| e.to_string())?;
             let mut c = conversion(&p, Some(person), value, at, attribution);
-            c.external_id = Some(order);
+            c.id = id.clone();
+            c.external_id = Some(order.clone());
             Ok(c)
         }),
     }
@@ -170,16 +172,23 @@ async fn a_duplicate_order_among_conversions_recorded_at_once_is_refused_alone(s
 async fn a_refused_decision_writes_nothing_not_even_the_journey(store: Store) {
     let s = seeded(&store).await;
     let click = clicked(&store, &s.jane, hours(1), false).await;
-    let ok_click = clicked(&store, &s.sam, hours(1), false).await;
     let mut refused = recording(&s, &click, "order-refused", 100);
     refused.decide = Box::new(|_, _| Err("the caller refuses".to_owned()));
-    let recorded = record_all(
-        &store,
-        vec![refused, recording(&s, &ok_click, "order-ok", 200)],
-    )
-    .await;
+    // Recorded together with ten others: on SQLite in one group, which is
+    // written again without the refused one's writes.
+    let mut recordings = vec![refused];
+    let mut ok_clicks = Vec::new();
+    for i in 0..10 {
+        let c = clicked(&store, &s.sam, hours(1), false).await;
+        recordings.push(recording(&s, &c, &format!("order-ok-{i}"), 200));
+        ok_clicks.push(c);
+    }
+    let recorded = record_all(&store, recordings).await;
     assert_eq!(recorded[0].as_ref().unwrap_err(), "the caller refuses");
-    assert!(recorded[1].is_ok(), "the other conversion is recorded");
+    assert!(
+        recorded[1..].iter().all(Result::is_ok),
+        "the others are recorded: {recorded:?}"
+    );
     assert_eq!(
         store
             .person_of(&s.program.id, &click_key(click.id.as_str()))
@@ -188,11 +197,13 @@ async fn a_refused_decision_writes_nothing_not_even_the_journey(store: Store) {
         None,
         "no person was made for the refused conversion's click"
     );
-    assert!(store
-        .person_of(&s.program.id, &click_key(ok_click.id.as_str()))
-        .await
-        .unwrap()
-        .is_some());
+    for c in &ok_clicks {
+        assert!(store
+            .person_of(&s.program.id, &click_key(c.id.as_str()))
+            .await
+            .unwrap()
+            .is_some());
+    }
 }
 
 async fn a_recording_whose_caller_goes_away_completes_and_the_store_keeps_recording(store: Store) {

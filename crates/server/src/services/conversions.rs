@@ -216,26 +216,30 @@ async fn record_now(
         .as_ref()
         .map(|c| format!("customer:{c}"));
     let metadata = new.metadata.clone();
+    // The store may ask again (when its group of conversions is written
+    // anew), so the decision clones what it hands over.
     let decide = move |person: PersonId, touches: Vec<Touch>| -> ApiResult<Conversion> {
         let attribution = attribute(&touches, occurred_at, &cfg, fit.as_ref())?;
         Ok(Conversion {
-            id,
-            program_id,
-            external_id,
-            idempotency_key,
+            id: id.clone(),
+            program_id: program_id.clone(),
+            external_id: external_id.clone(),
+            idempotency_key: idempotency_key.clone(),
             person_id: Some(person.clone()),
             status,
             value,
-            products,
-            click_id,
-            coupon,
+            products: products.clone(),
+            click_id: click_id.clone(),
+            coupon: coupon.clone(),
             occurred_at,
             received_at: now,
             attribution,
-            request_hash,
-            customer_key: customer_key.or_else(|| Some(format!("person:{person}"))),
-            metadata,
-            fx,
+            request_hash: request_hash.clone(),
+            customer_key: customer_key
+                .clone()
+                .or_else(|| Some(format!("person:{person}"))),
+            metadata: metadata.clone(),
+            fx: fx.clone(),
         })
     };
     let recording = Recording {
