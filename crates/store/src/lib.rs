@@ -13,6 +13,7 @@
 
 mod accrual_jobs;
 mod attribution;
+mod checkpoint;
 mod clicks;
 mod commissions;
 mod conversions;
@@ -198,6 +199,9 @@ pub struct Store {
     /// SQLite only: the one writer of conversions, committing them in
     /// groups (`record.rs`).
     group_writer: Option<std::sync::Arc<record::GroupWriter>>,
+    /// SQLite only: held while any clone of the store lives; the WAL
+    /// checkpoint thread stops once it is gone (`checkpoint.rs`).
+    _alive: Option<std::sync::Arc<()>>,
 }
 
 /// A value read back that no longer parses, reported as corrupt with what it was.
@@ -321,10 +325,20 @@ impl Store {
                 if let Ok(id) = health::FileIdentity::record(&path) {
                     let _ = identity.set(id);
                 }
-                Some(sqlite_batch::SqliteBatchWriter::new(path, identity.clone()))
+                let alive = std::sync::Arc::new(());
+                checkpoint::spawn(
+                    path.clone(),
+                    identity.clone(),
+                    std::sync::Arc::downgrade(&alive),
+                );
+                Some((
+                    sqlite_batch::SqliteBatchWriter::new(path, identity.clone()),
+                    alive,
+                ))
             }
             Backend::Postgres => None,
         };
+        let (sqlite_batch, alive) = sqlite_batch.unzip();
         let group_writer = sqlite_batch
             .clone()
             .map(|native| std::sync::Arc::new(record::GroupWriter::new(native)));
@@ -334,6 +348,7 @@ impl Store {
             sqlite_batch,
             identity,
             group_writer,
+            _alive: alive,
         })
     }
 

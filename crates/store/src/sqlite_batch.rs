@@ -140,15 +140,21 @@ impl SqliteBatchWriter {
                     | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .context("opening the batch connection")?;
-            // Besides the shared pragmas: a 64 MiB page cache, and
-            // temporary files in memory: the conversion writer (`record.rs`)
-            // writes each conversion in a savepoint, whose journal of the
-            // pages it changes would otherwise go to a temporary file (a
-            // write system call per page). Its statements are cached too.
+            // Besides the shared pragmas: a 64 MiB page cache; temporary
+            // files in memory (when the conversion writer, `record.rs`,
+            // writes a group again with a savepoint per conversion, their
+            // journals of the pages changed would otherwise go to a
+            // temporary file); and no checkpoint inside this connection's
+            // commits (`checkpoint.rs` does them) unless that thread has
+            // stopped. Its statements are cached too.
             conn.set_prepared_statement_cache_capacity(256);
             conn.execute_batch(SQLITE_PRAGMAS)
                 .and_then(|()| {
-                    conn.execute_batch("PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;")
+                    conn.execute_batch(&format!(
+                        "PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; \
+                         PRAGMA wal_autocheckpoint = {};",
+                        crate::checkpoint::WRITER_AUTOCHECKPOINT
+                    ))
                 })
                 .context("setting up the batch connection")?;
             *guard = Some(conn);
