@@ -3,8 +3,11 @@
 //!
 //! Only events that link identifiers or name a partner enter the graph; it
 //! is updated from a plan decided by `tribute_core::identity::stitch`. On
-//! PostgreSQL a per-program advisory lock serialises stitching across nodes
-//! (two nodes must not mint two persons for one key).
+//! PostgreSQL, stitching locks what it touches with advisory locks, held to
+//! the end of its transaction: each identifier key (two nodes must not mint
+//! two persons for one key), then each person those keys belong to (a merge
+//! moves a person's rows, so whoever writes to that person waits for it).
+//! Stitchings of unrelated visitors do not wait on each other.
 //!
 //! Each key records whether it is verified (claimed by the owner's backend)
 //! or not (claimed by the browser, whose key anyone can read). A person with
@@ -27,10 +30,6 @@ use crate::touches::{
     attach_late_clicks, insert_touches, kind_str, load_clicks, person_touches, NewTouch,
 };
 use crate::{to_ms, Backend, BoxFuture, Context, Result, Store, StoreError};
-
-fn advisory_key(program: &ProgramId) -> i64 {
-    advisory_key_of(program.as_str())
-}
 
 /// A PostgreSQL advisory lock key for an id.
 pub(crate) fn advisory_key_of(id: &str) -> i64 {
@@ -56,12 +55,11 @@ pub(crate) async fn stitch_events(
             by_program.entry(&e.program_id).or_default().push(e);
         }
         for (program, events) in by_program {
-            lock_program(tx, backend, program).await?;
             let groups: Vec<Group> = events
                 .iter()
                 .map(|e| Group::new(e.claim, e.group()))
                 .collect();
-            let plan = apply_stitch(tx, program, &groups).await?;
+            let plan = apply_stitch(tx, backend, program, &groups).await?;
             let mut touches: Vec<(PersonId, NewTouch)> = Vec::new();
             let click_ids: Vec<&str> = events
                 .iter()
@@ -148,11 +146,10 @@ pub(crate) async fn resolve_journey_in(
     j: &Journey,
 ) -> Result<(PersonId, Vec<Touch>)> {
     let program = &j.program;
-    lock_program(tx, backend, program).await?;
     let person = if j.keys.is_empty() {
         PersonId::generate()
     } else {
-        apply_stitch(tx, program, &[Group::new(j.claim, j.keys.clone())])
+        apply_stitch(tx, backend, program, &[Group::new(j.claim, j.keys.clone())])
             .await?
             .persons
             .remove(0)
@@ -173,16 +170,62 @@ pub(crate) async fn resolve_journey_in(
     Ok((person, journey))
 }
 
-/// On PostgreSQL, serialise stitching within a program for the rest of the
-/// transaction (SQLite's write transaction already excludes other writers).
-async fn lock_program(tx: &mut dyn Db, backend: Backend, program: &ProgramId) -> Result<()> {
-    if backend == Backend::Postgres {
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1)",
-            vec![advisory_key(program).into()],
-        )
-        .await
-        .context("locking program for stitching")?;
+/// What is known of the groups' keys, with (on PostgreSQL) the keys and
+/// their persons locked for the rest of the transaction: the keys first,
+/// then the persons found, read again until no new person appears (one
+/// stitching may have merged a person while another waited for it). Each
+/// set is locked in order, so stitchings of the same keys queue rather
+/// than deadlock; PostgreSQL breaks the rare circle two concurrent merges
+/// can still make (one of them fails and may be retried). SQLite's write
+/// transaction already excludes every other writer.
+async fn known_locked(
+    tx: &mut dyn Db,
+    backend: Backend,
+    program: &ProgramId,
+    groups: &[Group],
+) -> Result<Known> {
+    if backend != Backend::Postgres {
+        return load_known(tx, program, groups).await;
+    }
+    let keys: BTreeSet<&str> = groups
+        .iter()
+        .flat_map(|g| g.keys.iter().map(String::as_str))
+        .collect();
+    advisory_locks(tx, keys.iter().map(|k| format!("key:{program}:{k}"))).await?;
+    let mut locked: BTreeSet<PersonId> = BTreeSet::new();
+    loop {
+        let known = load_known(tx, program, groups).await?;
+        let persons: BTreeSet<PersonId> = keys
+            .iter()
+            .filter_map(|k| known.person(k))
+            .filter(|p| !locked.contains(*p))
+            .cloned()
+            .collect();
+        if persons.is_empty() {
+            return Ok(known);
+        }
+        advisory_locks(tx, persons.iter().map(|p| format!("person:{p}"))).await?;
+        locked.extend(persons);
+    }
+}
+
+/// Take PostgreSQL transaction-level advisory locks on `names`, in the
+/// order of their lock ids.
+async fn advisory_locks(tx: &mut dyn Db, names: impl Iterator<Item = String>) -> Result<()> {
+    let mut ids: Vec<i64> = names.map(|n| advisory_key_of(&n)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let values = (1..=chunk.len())
+            .map(|i| format!("(${i}::bigint)"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Volatile functions in the select list run after ORDER BY.
+        let sql =
+            format!("SELECT pg_advisory_xact_lock(k) FROM (VALUES {values}) AS v(k) ORDER BY k");
+        tx.execute(&sql, chunk.iter().map(|&k| Arg::Int(k)).collect())
+            .await
+            .context("locking identities for stitching")?;
     }
     Ok(())
 }
@@ -190,10 +233,11 @@ async fn lock_program(tx: &mut dyn Db, backend: Backend, program: &ProgramId) ->
 /// Decide and apply the stitching of `groups` within a program.
 async fn apply_stitch(
     tx: &mut dyn Db,
+    backend: Backend,
     program: &ProgramId,
     groups: &[Group],
 ) -> Result<StitchPlan> {
-    let known = load_known(tx, program, groups).await?;
+    let known = known_locked(tx, backend, program, groups).await?;
     let plan = stitch(&known, groups, PersonId::generate);
     let verified: BTreeSet<&str> = plan.verified.iter().map(String::as_str).collect();
     let now = to_ms(Utc::now());
