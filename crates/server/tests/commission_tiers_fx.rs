@@ -420,6 +420,31 @@ async fn a_sale_in_another_currency_is_converted_with_the_rate_in_force_at_its_t
     assert_eq!(kept.ok(200)["fx"]["rate"], "0.8");
     let after = sale(&app, program, json!({"value": 10_000, "currency": "USD"})).await;
     assert_eq!(after["value"], 9_000);
+
+    // A rule on `sale.currency` reads the currency the sale was reported
+    // in, not the program's it was converted into.
+    app.post(
+        "/reward-rules",
+        &app.admin_key,
+        &json!({"program_id": program, "name": "50 EUR on USD sales", "event": "sale",
+                "kind": "fixed", "amount": 5_000,
+                "conditions": {"field": "sale.currency", "op": "eq", "value": "USD"}}),
+    )
+    .await
+    .ok(201);
+    let in_usd = sale(
+        &app,
+        program,
+        json!({"value": 10_000, "currency": "USD", "coupon": "ALICE"}),
+    )
+    .await;
+    assert_eq!(paid(&app, &in_usd).await, vec![(5_000, "EUR".into())]);
+    let in_eur = sale(&app, program, json!({"value": 9_000, "coupon": "ALICE"})).await;
+    assert_eq!(
+        paid(&app, &in_eur).await,
+        vec![(900, "EUR".into())],
+        "the USD rule does not pay a sale reported in EUR"
+    );
     app.finish().await;
 }
 

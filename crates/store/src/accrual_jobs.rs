@@ -43,6 +43,7 @@ fn facts(
         program_id: program.clone(),
         event,
         value: Money::new(0, currency),
+        reported_currency: currency,
         products: Vec::new(),
         first_payment_at: None,
         paid_at: at,

@@ -325,6 +325,10 @@ pub(crate) async fn conversion_facts(conn: &mut dyn Db, c: &Conversion) -> Resul
         program_id: c.program_id.clone(),
         event: RuleEvent::Sale,
         value: c.value,
+        reported_currency: c
+            .fx
+            .as_ref()
+            .map_or(c.value.currency, |f| f.original.currency),
         products: c.products.clone(),
         first_payment_at,
         paid_at: c.occurred_at,

@@ -321,7 +321,7 @@ impl Predicate {
         match &self.field {
             Field::Sku => text(line.map(|l| l.sku.as_str())),
             Field::Value => int(conv.value.minor),
-            Field::Currency => text(Some(conv.value.currency.as_str())),
+            Field::Currency => text(Some(conv.reported_currency.as_str())),
             Field::Payment => text(Some(if conv.is_first_payment() {
                 "new"
             } else {

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::rules::{CapPeriod, RuleEvent};
 use crate::ids::{LinkId, PartnerId, ProgramId};
-use crate::money::{Money, MAX_MINOR};
+use crate::money::{Currency, Money, MAX_MINOR};
 use crate::tracking::Product;
 use crate::FieldError;
 
@@ -24,6 +24,9 @@ pub struct ConversionFacts {
     /// The value in the program's currency (converted before, if needed);
     /// zero for leads and clicks.
     pub value: Money,
+    /// The currency the sale was reported in (what `sale.currency`
+    /// conditions read): the program's, or the one it was converted from.
+    pub reported_currency: Currency,
     /// The order's lines, when the conversion carries them.
     pub products: Vec<Product>,
     /// When the customer first paid; `None` when this payment is the first

@@ -26,6 +26,7 @@ pub(super) fn sale(value: i64) -> ConversionFacts {
         program_id: program(),
         event: RuleEvent::Sale,
         value: Money::new(value, eur()),
+        reported_currency: eur(),
         products: Vec::new(),
         first_payment_at: None,
         paid_at: day(2025, 1, 15),
@@ -334,6 +335,27 @@ fn durations_pay_the_payments_of_a_subscription_they_cover() {
             assert_eq!(pays, paid.contains(&n), "case {case}, payment {n}");
         }
     }
+}
+
+#[test]
+fn a_currency_condition_reads_the_currency_the_sale_was_reported_in_not_the_converted_one() {
+    let usd_only = rule(
+        "rwr_usd",
+        json!({"event": "sale", "kind": "fixed", "amount": 1,
+               "conditions": {"field": "sale.currency", "op": "eq", "value": "USD"}}),
+    );
+    // Reported in USD, converted into the program's EUR before the rules run.
+    let mut converted = sale(5_000);
+    converted.reported_currency = Currency::parse("USD").unwrap();
+    assert_eq!(converted.value.currency, eur());
+    assert!(amount_of(
+        std::slice::from_ref(&usd_only),
+        &converted,
+        &partner("ptn_a")
+    )
+    .is_some());
+    // Reported in EUR: the USD rule does not pay.
+    assert!(amount_of(&[usd_only], &sale(5_000), &partner("ptn_a")).is_none());
 }
 
 fn facts_for_conditions() -> (ConversionFacts, PartnerFacts) {
