@@ -215,6 +215,44 @@ async fn partners_move_between_tiers_on_evaluation_and_the_multiplier_applies_to
         .get(&format!("/partners/{alice}/tier-changes"), &app.admin_key)
         .await;
     assert_eq!(history.ok(200)["data"].as_array().map(Vec::len), Some(2));
+
+    // A tier set by hand is a change with its reason too; saving the
+    // partner without touching the tier is none.
+    app.patch(
+        &format!("/partners/{alice}"),
+        &app.admin_key,
+        &json!({"tier": "gold"}),
+    )
+    .await
+    .ok(200);
+    app.patch(
+        &format!("/partners/{alice}"),
+        &app.admin_key,
+        &json!({"name": "Alice A."}),
+    )
+    .await
+    .ok(200);
+    let history = app
+        .get(&format!("/partners/{alice}/tier-changes"), &app.admin_key)
+        .await;
+    let history = history.ok(200)["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert_eq!(
+        (
+            &history[0]["from"],
+            &history[0]["to"],
+            &history[0]["reason"]
+        ),
+        (
+            &json!("member"),
+            &json!("gold"),
+            &json!("set by the program's owner")
+        ),
+        "newest first: {history:?}"
+    );
     app.finish().await;
 }
 

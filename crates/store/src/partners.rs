@@ -1,9 +1,11 @@
 //! Partners.
 
 use sqlx::FromRow;
+use tribute_core::commission::TierChange;
 use tribute_core::ids::{PartnerId, ProgramId};
 use tribute_core::partner::{Email, Partner, PartnerStatus, Slug};
 
+use crate::tiers::{insert_tier_change, StoredTierChange};
 use crate::{corrupt, from_ms, on_unique, to_ms, Context, Page, Result, Store, StoreError};
 
 /// Which partners to list.
@@ -41,9 +43,24 @@ impl Store {
         Ok(())
     }
 
-    /// Overwrite a partner's mutable fields (program and creation time stay).
+    /// Overwrite a partner's mutable fields (program and creation time
+    /// stay). A tier set by hand is recorded among the partner's tier
+    /// changes, as the evaluator's are, in the same transaction.
     #[tracing::instrument(skip(self, p), fields(id = %p.id))]
     pub async fn update_partner(&self, p: &Partner) -> Result<()> {
+        let mut tx = self
+            .begin_write()
+            .await
+            .context("starting partner update")?;
+        let before: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT tier FROM partners WHERE id = $1")
+                .bind(p.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .context("reading the partner's tier")?;
+        let Some((tier_before,)) = before else {
+            return Err(StoreError::NotFound("partner"));
+        };
         let done = on_unique(
             sqlx::query(
                 "UPDATE partners SET slug = $2, name = $3, email = $4, status = $5, tier = $6, \
@@ -58,7 +75,7 @@ impl Store {
             .bind(p.group.as_deref())
             .bind(p.team_lead_id.as_ref().map(|t| t.as_str()))
             .bind(p.payout_email.as_ref().map(|e| e.as_str()))
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await,
             "slug",
             "a partner with this slug already exists in the program",
@@ -67,6 +84,21 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("partner"));
         }
+        if tier_before != p.tier {
+            let change = TierChange {
+                from: tier_before,
+                to: p.tier.clone(),
+                reason: "set by the program's owner".to_owned(),
+            };
+            let c = StoredTierChange::new(
+                p.program_id.clone(),
+                p.id.clone(),
+                change,
+                chrono::Utc::now(),
+            );
+            insert_tier_change(&mut tx, &c).await?;
+        }
+        tx.commit().await.context("committing partner update")?;
         Ok(())
     }
 

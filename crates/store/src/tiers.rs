@@ -41,6 +41,46 @@ pub struct StoredTierChange {
 
 const COLUMNS: &str = "id, program_id, name, multiplier_bps, rank, threshold, created_at";
 
+impl StoredTierChange {
+    /// A change made at `at`, with a fresh id.
+    pub(crate) fn new(
+        program_id: ProgramId,
+        partner_id: PartnerId,
+        change: TierChange,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: format!("tch_{}", random_base62(20)),
+            program_id,
+            partner_id,
+            change,
+            at,
+        }
+    }
+}
+
+/// Record a tier change, in the transaction that made it.
+pub(crate) async fn insert_tier_change(
+    conn: &mut sqlx::AnyConnection,
+    c: &StoredTierChange,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tier_changes (id, program_id, partner_id, from_tier, to_tier, reason, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&c.id)
+    .bind(c.program_id.as_str())
+    .bind(c.partner_id.as_str())
+    .bind(c.change.from.as_deref())
+    .bind(c.change.to.as_deref())
+    .bind(&c.change.reason)
+    .bind(to_ms(c.at))
+    .execute(&mut *conn)
+    .await
+    .context("recording a tier change")?;
+    Ok(())
+}
+
 #[derive(FromRow)]
 struct TierRow {
     id: String,
@@ -288,13 +328,7 @@ impl Store {
             let Some(change) = evaluate(&tiers, current.as_deref(), currency, stats) else {
                 continue;
             };
-            let recorded = StoredTierChange {
-                id: format!("tch_{}", random_base62(20)),
-                program_id: program.clone(),
-                partner_id: partner,
-                change,
-                at: now,
-            };
+            let recorded = StoredTierChange::new(program.clone(), partner, change, now);
             if self.record_tier_change(&recorded).await? {
                 changes.push(recorded);
             }
@@ -322,20 +356,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query(
-            "INSERT INTO tier_changes (id, program_id, partner_id, from_tier, to_tier, reason, at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&c.id)
-        .bind(c.program_id.as_str())
-        .bind(c.partner_id.as_str())
-        .bind(from)
-        .bind(c.change.to.as_deref())
-        .bind(&c.change.reason)
-        .bind(to_ms(c.at))
-        .execute(&mut *tx)
-        .await
-        .context("recording a tier change")?;
+        insert_tier_change(&mut tx, c).await?;
         tx.commit().await.context("committing tier change")?;
         Ok(true)
     }
