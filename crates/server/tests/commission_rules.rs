@@ -280,6 +280,7 @@ async fn a_cap_limits_what_a_partner_earns_in_a_period(app: TestApp) {
             .expect("a day")
     };
     let mut each = Vec::new();
+    let mut made = Vec::new();
     for at in [
         month_start(2) + Duration::days(1),
         month_start(2) + Duration::days(2),
@@ -294,11 +295,29 @@ async fn a_cap_limits_what_a_partner_earns_in_a_period(app: TestApp) {
         )
         .await;
         each.push(paid(&app, &c).await);
+        made.push(c);
     }
     assert_eq!(
         each,
         vec![1000, 1000, 500, 1000],
         "capped at 25 EUR a month"
+    );
+    // Recomputing the sale that reached the cap does not count its own
+    // commission against it: today's rules give what it was paid.
+    let preview = app
+        .post_raw(
+            &format!(
+                "/commissions/recompute?conversion_id={}",
+                str_of(&made[2], "id")
+            ),
+            &app.admin_key,
+            "",
+        )
+        .await;
+    assert_eq!(
+        preview.ok(200)["corrections"],
+        json!([]),
+        "nothing to correct"
     );
     // Another partner has a cap of their own.
     let c = sale(

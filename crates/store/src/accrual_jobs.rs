@@ -104,7 +104,7 @@ impl Store {
                             .await
                             .context("checking a lead's commission")?;
                     let Some((mut f, chain)) =
-                        partner_facts(&mut tx, &program_id, &partner_id, needs, at).await?
+                        partner_facts(&mut tx, &program_id, &partner_id, needs, at, None).await?
                     else {
                         continue;
                     };
@@ -252,7 +252,7 @@ impl Store {
             let partner_id = PartnerId::parse(partner).map_err(corrupt("click partner"))?;
             let at = from_ms(*last)?;
             let Some((mut f, chain)) =
-                partner_facts(&mut tx, program_id, &partner_id, needs, at).await?
+                partner_facts(&mut tx, program_id, &partner_id, needs, at, None).await?
             else {
                 continue;
             };

@@ -148,6 +148,7 @@ pub(crate) async fn partner_facts(
     partner: &PartnerId,
     needs: Needs,
     at: DateTime<Utc>,
+    recomputing: Option<&ConversionId>,
 ) -> Result<Option<(PartnerFacts, Chain)>> {
     let row = fetch_optional(
         conn,
@@ -184,7 +185,7 @@ pub(crate) async fn partner_facts(
         f.conversions_to_date = totals.int(1)?;
     }
     if needs.caps {
-        f.earned = earned(conn, partner, at).await?;
+        f.earned = earned(conn, partner, at, recomputing).await?;
     }
     // The lead's lead only counts through the lead (a dangling lead id ends
     // the chain there).
@@ -197,8 +198,15 @@ pub(crate) async fn partner_facts(
 }
 
 /// What `partner` has earned in commissions (not overrides, net of voids)
-/// in each cap period holding `at`.
-async fn earned(conn: &mut dyn Db, partner: &PartnerId, at: DateTime<Utc>) -> Result<Earned> {
+/// in each cap period holding `at`, leaving out the commissions of the
+/// conversion being planned again (`recomputing`): a cap is not spent by
+/// the very commission it limits.
+async fn earned(
+    conn: &mut dyn Db,
+    partner: &PartnerId,
+    at: DateTime<Utc>,
+    recomputing: Option<&ConversionId>,
+) -> Result<Earned> {
     let mut out = Earned::default();
     for period in [
         CapPeriod::Day,
@@ -207,11 +215,19 @@ async fn earned(conn: &mut dyn Db, partner: &PartnerId, at: DateTime<Utc>) -> Re
         CapPeriod::AllTime,
     ] {
         let from = period.start(at).map(to_ms).unwrap_or(i64::MIN);
+        let until = period.end(at).map(to_ms).unwrap_or(i64::MAX);
         let rows = conn
             .fetch(
                 "SELECT CAST(COALESCE(SUM(accrued - voided), 0) AS BIGINT) FROM commissions \
-                 WHERE partner_id = $1 AND kind = 'commission' AND occurred_at >= $2",
-                vec![partner.as_str().into(), from.into()],
+                 WHERE partner_id = $1 AND kind = 'commission' AND occurred_at >= $2 \
+                 AND occurred_at < $4 \
+                 AND ($3 IS NULL OR conversion_id IS NULL OR conversion_id <> $3)",
+                vec![
+                    partner.as_str().into(),
+                    from.into(),
+                    recomputing.map(|c| c.as_str()).into(),
+                    until.into(),
+                ],
             )
             .await
             .context("summing earnings for a cap")?;
@@ -378,7 +394,7 @@ pub(crate) async fn plan_sale(
     let mut starts = Vec::new();
     for (p, weight) in credited {
         let Some((mut f, chain)) =
-            partner_facts(conn, &c.program_id, p, needs, c.occurred_at).await?
+            partner_facts(conn, &c.program_id, p, needs, c.occurred_at, Some(&c.id)).await?
         else {
             continue;
         };

@@ -87,7 +87,8 @@ impl ConversionFacts {
 }
 
 /// Commission a partner has already earned in the program, per cap period
-/// (each period as [`CapPeriod::start`] defines it, ending now).
+/// (each the period holding the conversion, from [`CapPeriod::start`] to
+/// [`CapPeriod::end`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Earned {
     pub day: i64,

@@ -241,6 +241,19 @@ impl CapPeriod {
         };
         Some(date.and_time(NaiveTime::MIN).and_utc())
     }
+
+    /// When the period holding `at` ends (none for all time): commissions
+    /// of later periods never count against it, so a conversion recorded
+    /// late, or planned again, sees its own period only.
+    pub fn end(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let start = self.start(at)?;
+        match self {
+            Self::Day => start.checked_add_signed(TimeDelta::days(1)),
+            Self::Week => start.checked_add_signed(TimeDelta::days(7)),
+            Self::Month => start.checked_add_months(Months::new(1)),
+            Self::AllTime => None,
+        }
+    }
 }
 
 /// At most `amount` minor units per partner per period: the partner's

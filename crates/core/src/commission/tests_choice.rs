@@ -212,6 +212,27 @@ fn cap_periods_start_at_utc_midnight_of_the_day_monday_and_the_first() {
 }
 
 #[test]
+fn cap_periods_end_where_the_next_day_week_and_month_begin() {
+    let at = Utc.with_ymd_and_hms(2025, 1, 31, 23, 59, 0).unwrap(); // a Friday
+    let midnight = |m: u32, d: u32| Utc.with_ymd_and_hms(2025, m, d, 0, 0, 0).unwrap();
+    assert_eq!(CapPeriod::Day.end(at), Some(midnight(2, 1)));
+    assert_eq!(
+        CapPeriod::Week.end(at),
+        Some(midnight(2, 3)),
+        "the next Monday"
+    );
+    assert_eq!(CapPeriod::Month.end(at), Some(midnight(2, 1)));
+    assert_eq!(CapPeriod::AllTime.end(at), None);
+    for p in [CapPeriod::Day, CapPeriod::Week, CapPeriod::Month] {
+        assert_eq!(
+            p.start(p.end(at).unwrap()),
+            p.end(at),
+            "{p:?} ends where the next begins"
+        );
+    }
+}
+
+#[test]
 fn the_tier_multiplier_scales_the_commission_before_the_cap() {
     let cases: &[(&str, u32, i64)] = &[
         ("no tier", 10_000, 1_001),
