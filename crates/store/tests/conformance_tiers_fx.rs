@@ -515,14 +515,26 @@ async fn evaluation_promotes_and_demotes_and_records_each_move_once_with_its_rea
         "revenue over the last 30 days is 120.00 EUR ≥ 100.00 EUR for gold"
     );
     assert_eq!(jane_changes[0].at, now);
+    // Sam was put in gold by hand before (recorded as such, at the time it
+    // was done), then demoted by the evaluation.
     let sam_changes = store.tier_changes(&s.sam.id).await.unwrap();
+    let reasons: Vec<&str> = sam_changes
+        .iter()
+        .map(|c| c.change.reason.as_str())
+        .collect();
+    assert_eq!(sam_changes.len(), 2, "{reasons:?}");
     assert!(
-        sam_changes[0]
-            .change
-            .reason
-            .contains("below 100.00 EUR for gold"),
+        reasons.contains(&"set by the program's owner"),
+        "{reasons:?}"
+    );
+    let demotion = sam_changes
+        .iter()
+        .find(|c| c.at == now)
+        .expect("the evaluation's move");
+    assert!(
+        demotion.change.reason.contains("below 100.00 EUR for gold"),
         "{}",
-        sam_changes[0].change.reason
+        demotion.change.reason
     );
 
     // Nothing changed since: evaluating again moves and records nothing.
