@@ -228,9 +228,6 @@ impl Store {
         external_id: Option<&str>,
         idempotency_key: Option<&str>,
     ) -> Result<Option<Conversion>> {
-        if external_id.is_none() && idempotency_key.is_none() {
-            return Ok(None);
-        }
         let mut conn = self
             .pool()
             .acquire()

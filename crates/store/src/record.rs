@@ -29,7 +29,7 @@ use tribute_core::tracking::Conversion;
 use crate::conversions::{conversion_by_keys_in, credits_in, insert_conversion_in, Credit};
 use crate::db::{ready_now, Db, Native};
 use crate::identity::{resolve_journey_in, Journey};
-use crate::sqlite_batch::SqliteBatchWriter;
+use crate::sqlite_batch::{in_write_transaction, SqliteBatchWriter};
 use crate::{Backend, BoxFuture, Context, Result, Store, StoreError};
 
 /// The most conversions one SQLite transaction writes.
@@ -293,18 +293,18 @@ fn sqlite(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
 /// is rolled back and the batch written again with a savepoint per job, so
 /// that only the one at fault is undone.
 fn write_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> Result<()> {
-    let clean = in_transaction(conn, |conn| {
+    let clean = in_write_transaction(conn, |conn| {
         for job in batch.iter_mut() {
             if run_native(conn, job.as_mut()) == Ran::Failed {
-                return Ok(false);
+                return Ok(None);
             }
         }
-        Ok(true)
+        Ok(Some(()))
     })?;
-    if clean {
+    if clean.is_some() {
         return Ok(());
     }
-    in_transaction(conn, |conn| {
+    in_write_transaction(conn, |conn| {
         for job in batch.iter_mut() {
             conn.execute_batch("SAVEPOINT conversion")
                 .map_err(sqlite("starting a conversion's savepoint"))?;
@@ -315,31 +315,9 @@ fn write_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> Result<()> 
             conn.execute_batch(end)
                 .map_err(sqlite("ending a conversion's savepoint"))?;
         }
-        Ok(true)
+        Ok(Some(()))
     })
     .map(|_| ())
-}
-
-/// Run `f` in a write transaction: committed when it returns `Ok(true)`,
-/// rolled back when it returns `Ok(false)` or fails.
-fn in_transaction(
-    conn: &mut Connection,
-    f: impl FnOnce(&mut Connection) -> Result<bool>,
-) -> Result<bool> {
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(sqlite("starting a batch of conversions"))?;
-    match f(conn) {
-        Ok(true) => conn
-            .execute_batch("COMMIT")
-            .map_err(sqlite("committing a batch of conversions"))
-            .map(|()| true),
-        other => {
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            other.map(|_| false)
-        }
-    }
 }
 
 /// Run a job on the native connection. Every statement of its path is

@@ -196,20 +196,30 @@ fn bind_event(stmt: &mut rusqlite::Statement<'_>, at: usize, e: &Event) -> rusql
 /// Insert events, skipping repeats of an external id, and stitch the
 /// linking ones, in one transaction; returns the ids inserted.
 fn insert_events(conn: &mut Connection, events: &[Event]) -> Result<BTreeSet<String>> {
+    in_write_transaction(conn, |conn| insert_and_stitch(conn, events).map(Some))
+        .map(|inserted| inserted.unwrap_or_default())
+}
+
+/// Run `f` in a write transaction on the native connection: committed when
+/// it returns `Ok(Some(_))`, rolled back when it returns `Ok(None)` or fails.
+pub(crate) fn in_write_transaction<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> Result<Option<T>>,
+) -> Result<Option<T>> {
     conn.execute_batch("BEGIN IMMEDIATE")
-        .context("starting an event batch")?;
-    let written = insert_and_stitch(conn, events);
-    let ended = match written {
-        Ok(_) => conn
+        .context("starting a write transaction")?;
+    match f(conn) {
+        Ok(Some(done)) => conn
             .execute_batch("COMMIT")
-            .context("committing an event batch"),
-        Err(_) => conn
-            .execute_batch("ROLLBACK")
-            .context("rolling back an event batch"),
-    };
-    let inserted = written?;
-    ended?;
-    Ok(inserted)
+            .context("committing a write transaction")
+            .map(|()| Some(done)),
+        other => {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            other
+        }
+    }
 }
 
 fn insert_and_stitch(conn: &mut Connection, events: &[Event]) -> Result<BTreeSet<String>> {
