@@ -136,6 +136,21 @@ typed_id!(/// A tier's id.
     TierId, "tir");
 typed_id!(/// An exchange rate's id.
     FxRateId, "fxr");
+typed_id!(/// An inbound integration's id (its hook URL names it).
+    IntegrationId, "int");
+typed_id!(/// One inbound webhook delivery as received (time-ordered).
+    InboundDeliveryId, "ind");
+typed_id!(/// An outbound webhook endpoint's id.
+    WebhookEndpointId, "ep");
+typed_id!(/// An outbound message's id: the `webhook-id`, the same on every
+    /// endpoint and every retry (time-ordered).
+    MessageId, "msg");
+typed_id!(/// One message's delivery to one endpoint (time-ordered).
+    WebhookDeliveryId, "whd");
+typed_id!(/// One attempt at a delivery.
+    AttemptId, "atm");
+typed_id!(/// An owner's notice (an endpoint disabled, …).
+    NoticeId, "ntc");
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod fx;
 pub mod identity;
 pub mod ids;
+pub mod integration;
 pub mod ledger;
 pub mod link;
 pub mod money;
@@ -24,5 +25,6 @@ pub mod program;
 pub mod split;
 pub mod text;
 pub mod tracking;
+pub mod webhook;
 
 pub use error::FieldError;

@@ -24,6 +24,7 @@ mod workers;
 
 pub use ratelimit::RateLimits;
 pub use routes::app;
+pub use workers::webhooks::WebhookSettings;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct ServerConfig {
     /// How often every program's partners are moved between tiers
     /// (`workers::tiers`; also on demand with `POST /api/v1/tiers/evaluate`).
     pub tier_interval: Duration,
+    /// The outbound webhook sender's settings.
+    pub webhooks: workers::webhooks::WebhookSettings,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +76,7 @@ impl Default for ServerConfig {
             metrics_separate: false,
             release_every: Duration::from_secs(60),
             tier_interval: Duration::from_secs(24 * 60 * 60),
+            webhooks: workers::webhooks::WebhookSettings::default(),
         }
     }
 }
@@ -213,6 +217,8 @@ impl App {
             workers::clicks::spawn_writer(store.clone(), config.click_queue, counters.clone());
         let (events, event_writer) = workers::events::EventWriter::spawn(store.clone());
         let (stop_periodic, stopping) = tokio::sync::watch::channel(false);
+        let sender =
+            workers::webhooks::spawn(store.clone(), config.webhooks.clone(), stopping.clone());
         let release = workers::release::spawn(store.clone(), config.release_every, stopping);
         let (tiers, tier_evaluator) = workers::tiers::spawn(store.clone(), config.tier_interval);
         let guard = |limiter, filter| {
@@ -261,7 +267,7 @@ impl App {
         }));
         Ok(Self {
             state,
-            workers: vec![click_writer, event_writer, release, tier_evaluator],
+            workers: vec![click_writer, event_writer, release, tier_evaluator, sender],
             stop_periodic,
             metrics_listener: None,
         })

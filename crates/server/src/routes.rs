@@ -18,6 +18,7 @@ pub fn app(state: AppState) -> Router {
     let mut stored = Router::new()
         .merge(openapi::router())
         .merge(ingest::postback::router())
+        .merge(ingest::hooks::router())
         .merge(ingest::segment::router().route_layer(body::decompression()))
         .merge(ingest::collect::router().route_layer(body::decompression()))
         .nest("/api/v1", api_v1);

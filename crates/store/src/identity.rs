@@ -25,11 +25,13 @@ use tribute_core::ids::{PersonId, ProgramId};
 use tribute_core::tracking::Event;
 
 use crate::db::{Arg, Db, DbContext};
+use crate::outbox::{emit, Pending};
 use crate::sql::{multi_row_insert, placeholders, Params, INSERT_ROWS, IN_CHUNK};
 use crate::touches::{
     attach_late_clicks, insert_touches, kind_str, load_clicks, person_touches, NewTouch,
 };
 use crate::{to_ms, Backend, BoxFuture, Context, Result, Store, StoreError};
+use tribute_core::webhook::{EventKind, LeadData};
 
 /// A PostgreSQL advisory lock key for an id.
 pub(crate) fn advisory_key_of(id: &str) -> i64 {
@@ -342,18 +344,35 @@ async fn record_lead(
     else {
         return Ok(());
     };
-    tx.execute(
-        "INSERT INTO leads (program_id, partner_id, person_id, event_id, at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (program_id, partner_id, person_id) DO NOTHING",
-        vec![
-            program.as_str().into(),
-            last.partner_id.as_str().into(),
-            person.as_str().into(),
-            e.id.as_str().into(),
-            to_ms(e.occurred_at).into(),
-        ],
-    )
-    .await
-    .context("recording lead")?;
+    let written = tx
+        .execute(
+            "INSERT INTO leads (program_id, partner_id, person_id, event_id, at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (program_id, partner_id, person_id) DO NOTHING",
+            vec![
+                program.as_str().into(),
+                last.partner_id.as_str().into(),
+                person.as_str().into(),
+                e.id.as_str().into(),
+                to_ms(e.occurred_at).into(),
+            ],
+        )
+        .await
+        .context("recording lead")?;
+    if written == 1 {
+        let data = LeadData {
+            program_id: program.to_string(),
+            partner_id: last.partner_id.to_string(),
+            person_id: person.to_string(),
+            occurred_at: e.occurred_at,
+        };
+        emit(tx, program, e.received_at, |_| {
+            vec![Pending::shared(
+                EventKind::LeadCreated,
+                data.partner_id.as_str(),
+                &data,
+            )]
+        })
+        .await?;
+    }
     Ok(())
 }

@@ -17,8 +17,10 @@ use tribute_core::ledger::{
 };
 
 use crate::db::{Arg, Db, DbContext, Row};
+use crate::outbox::{emit, Pending};
 use crate::sql::{multi_row_insert, Params, INSERT_ROWS};
 use crate::{corrupt, from_ms, to_ms, Context, Result, Store, StoreError};
+use tribute_core::webhook::{CommissionData, EventKind, PayoutData};
 
 pub(crate) fn kind_str(k: EntryKind) -> &'static str {
     match k {
@@ -163,6 +165,7 @@ pub(crate) async fn append_all(
     at: DateTime<Utc>,
 ) -> Result<Vec<EntryId>> {
     let ids: Vec<EntryId> = entries.iter().map(|_| next_entry_id()).collect();
+    let when = at;
     let at = to_ms(at);
     for chunk in ids
         .iter()
@@ -230,7 +233,57 @@ pub(crate) async fn append_all(
             .await
             .context("appending ledger lines")?;
     }
+    emit(conn, program, when, |currency| {
+        entries
+            .iter()
+            .filter_map(|(e, links)| entry_event(program, currency, e, links))
+            .collect()
+    })
+    .await?;
     Ok(ids)
+}
+
+/// The webhook an entry makes, if any: an accrual or override is
+/// `commission.created`, a post `commission.approved`, a void
+/// `commission.reversed` and a payout `payout.paid`, each for the partner
+/// whose account it moves, with the amount it moves.
+fn entry_event(
+    program: &ProgramId,
+    currency: &str,
+    entry: &JournalEntry,
+    links: &EntryLinks<'_>,
+) -> Option<Pending> {
+    let kind = match entry.kind() {
+        EntryKind::Accrual | EntryKind::Override => EventKind::CommissionCreated,
+        EntryKind::Post => EventKind::CommissionApproved,
+        EntryKind::Void => EventKind::CommissionReversed,
+        EntryKind::Payout => EventKind::PayoutPaid,
+        EntryKind::Adjustment => return None,
+    };
+    let (partner, amount) = entry.lines().iter().find_map(|l| match &l.account {
+        Account::Partner(p, _) => Some((p.to_string(), l.amount.abs())),
+        Account::Program(..) => None,
+    })?;
+    Some(if kind == EventKind::PayoutPaid {
+        let data = PayoutData {
+            id: links.payout_id?.to_string(),
+            program_id: program.to_string(),
+            partner_id: partner.clone(),
+            amount,
+            currency: currency.to_owned(),
+        };
+        Pending::shared(kind, &partner, &data)
+    } else {
+        let data = CommissionData {
+            id: entry.commission_id()?.to_string(),
+            program_id: program.to_string(),
+            partner_id: partner.clone(),
+            conversion_id: links.conversion_id.map(|c| c.to_string()),
+            amount,
+            currency: currency.to_owned(),
+        };
+        Pending::shared(kind, &partner, &data)
+    })
 }
 
 /// A commission's state as the API shows it, from its position.

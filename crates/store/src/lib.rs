@@ -22,10 +22,12 @@ mod events;
 mod fx;
 mod health;
 mod identity;
+mod integrations;
 mod keys;
 mod ledger;
 mod links;
 mod migrate;
+mod outbox;
 mod partners;
 mod payout_reads;
 mod payout_requests;
@@ -44,6 +46,7 @@ pub mod testing;
 mod tiers;
 mod touches;
 mod tracking_settings;
+mod webhook_endpoints;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -58,8 +61,10 @@ pub use conversions::{ConversionFilter, Credit};
 pub use events::IngestOutcome;
 pub use fx::{FxRateFilter, StoredFxRate};
 pub use identity::Journey;
+pub use integrations::{InboundStart, InboundStatus, StoredInboundDelivery, StoredIntegration};
 pub use ledger::{CommissionFilter, LedgerFilter, StoredCommission, StoredEntry};
 pub use links::OwnedFilter;
+pub use outbox::{AttemptResult, ClaimedDelivery};
 pub use partners::PartnerFilter;
 pub use payout_requests::{PayoutRequestFilter, StoredPayoutRequest};
 pub use payouts::{PayoutFilter, StoredPayout, StoredPayoutItem};
@@ -70,6 +75,9 @@ pub use statement::{Statement, StatementLine};
 pub use tiers::{StoredTier, StoredTierChange};
 pub use touches::NewTouch;
 pub use tracking_settings::{PostbackTokenHash, ProgramTracking};
+pub use webhook_endpoints::{
+    EndpointHealth, StoredAttempt, StoredDelivery, StoredEndpoint, StoredNotice,
+};
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

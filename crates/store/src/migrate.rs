@@ -43,6 +43,7 @@ const SQLITE: &[Migration] = migrations!("sqlite":
     6 => "0006_conversion_reports.sql",
     7 => "0007_identity_claims.sql",
     8 => "0008_commissions.sql",
+    9 => "0009_webhooks.sql",
 );
 
 const POSTGRES: &[Migration] = migrations!("postgres":
@@ -54,6 +55,7 @@ const POSTGRES: &[Migration] = migrations!("postgres":
     6 => "0006_conversion_reports.sql",
     7 => "0007_identity_claims.sql",
     8 => "0008_commissions.sql",
+    9 => "0009_webhooks.sql",
 );
 
 /// Migration 5: replace each postback token still stored in clear (a hash

@@ -5,8 +5,10 @@ use tribute_core::commission::TierChange;
 use tribute_core::ids::{PartnerId, ProgramId};
 use tribute_core::partner::{Email, Partner, PartnerStatus, Slug};
 
+use crate::outbox::{emit, Pending};
 use crate::tiers::{insert_tier_change, StoredTierChange};
 use crate::{corrupt, from_ms, on_unique, to_ms, Context, Page, Result, Store, StoreError};
+use tribute_core::webhook::{EventKind, PartnerData};
 
 /// Which partners to list.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +21,10 @@ pub struct PartnerFilter {
 impl Store {
     #[tracing::instrument(skip(self, p), fields(id = %p.id))]
     pub async fn insert_partner(&self, p: &Partner) -> Result<()> {
+        let mut tx = self
+            .begin_write()
+            .await
+            .context("starting partner insert")?;
         on_unique(
             sqlx::query(&format!(
                 "INSERT INTO partners ({PARTNER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -34,12 +40,24 @@ impl Store {
             .bind(p.team_lead_id.as_ref().map(|t| t.as_str()))
             .bind(to_ms(p.created_at))
             .bind(p.payout_email.as_ref().map(|e| e.as_str()))
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await,
             "slug",
             "a partner with this slug already exists in the program",
             "inserting partner",
         )?;
+        let data = PartnerData {
+            id: p.id.to_string(),
+            program_id: p.program_id.to_string(),
+            slug: p.slug.as_str().to_owned(),
+            name: p.name.clone(),
+            status: p.status.as_str().to_owned(),
+        };
+        emit(&mut tx, &p.program_id, p.created_at, |_| {
+            vec![Pending::shared(EventKind::PartnerCreated, &data.id, &data)]
+        })
+        .await?;
+        tx.commit().await.context("committing partner insert")?;
         Ok(())
     }
 

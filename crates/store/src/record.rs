@@ -29,8 +29,10 @@ use tribute_core::tracking::Conversion;
 use crate::conversions::{conversion_by_keys_in, credits_in, insert_conversion_in, Credit};
 use crate::db::{ready_now, Db, Native};
 use crate::identity::{resolve_journey_in, Journey};
+use crate::outbox::{emit, Pending};
 use crate::sqlite_batch::{in_write_transaction, SqliteBatchWriter};
 use crate::{Backend, BoxFuture, Context, Result, Store, StoreError};
+use tribute_core::webhook::{ConversionData, CreditData, EventKind};
 
 /// The most conversions one SQLite transaction writes.
 const BATCH: usize = 128;
@@ -106,10 +108,42 @@ async fn record_in<E>(
     };
     insert_conversion_in(conn, backend, &conversion, &r.supersedes).await?;
     let credits = credits_in(conn, &conversion.id).await?;
+    emit(conn, &conversion.program_id, conversion.received_at, |_| {
+        vec![conversion_created(&conversion, &credits)]
+    })
+    .await?;
     Ok(Recorded::Written {
         conversion,
         credits,
     })
+}
+
+/// `conversion.created`: the owner sees every credit, each credited
+/// partner only their own.
+fn conversion_created(c: &Conversion, credits: &[Credit]) -> Pending {
+    let data = |credits: Vec<CreditData>| ConversionData {
+        id: c.id.to_string(),
+        program_id: c.program_id.to_string(),
+        external_id: c.external_id.clone(),
+        status: c.status.as_str().to_owned(),
+        value: c.value.minor,
+        currency: c.value.currency.as_str().to_owned(),
+        occurred_at: c.occurred_at,
+        credits,
+    };
+    let credit = |cr: &Credit| CreditData {
+        partner_id: cr.partner_id.clone(),
+        amount: cr.amount_minor,
+    };
+    let value = |d: ConversionData| serde_json::to_value(d).expect("event data serializes");
+    Pending {
+        kind: EventKind::ConversionCreated,
+        owner: value(data(credits.iter().map(credit).collect())),
+        partners: credits
+            .iter()
+            .map(|cr| (cr.partner_id.clone(), value(data(vec![credit(cr)]))))
+            .collect(),
+    }
 }
 
 impl Store {

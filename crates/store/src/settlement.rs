@@ -15,7 +15,9 @@ use crate::commissions::{
 };
 use crate::identity::advisory_key_of;
 use crate::ledger::{append, save_position, EntryLinks, PositionRow, POSITION_COLUMNS};
+use crate::outbox::{emit, Pending};
 use crate::{corrupt, from_ms, to_ms, Backend, Context, Result, Store, StoreError};
+use tribute_core::webhook::{EventKind, RefundData};
 
 /// Refund or chargeback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -245,6 +247,19 @@ impl Store {
             .execute(&mut *tx)
             .await
             .context("updating the refunded total")?;
+        emit(&mut tx, &program_id, now, |currency| {
+            let data = RefundData {
+                id: stored.id.clone(),
+                conversion_id: stored.conversion_id.clone(),
+                program_id: stored.program_id.clone(),
+                external_id: stored.external_id.clone(),
+                kind: stored.kind.clone(),
+                amount: stored.amount,
+                currency: currency.to_owned(),
+            };
+            vec![Pending::owner_only(EventKind::ConversionRefunded, &data)]
+        })
+        .await?;
         tx.commit().await.context("committing refund")?;
         Ok((stored, false))
     }

@@ -16,7 +16,9 @@ use tribute_core::commission::{evaluate, stat_windows, PartnerStats, Threshold, 
 use tribute_core::ids::{random_base62, PartnerId, ProgramId, TierId};
 use tribute_core::money::Currency;
 
+use crate::outbox::{emit, Pending};
 use crate::{corrupt, from_ms, on_unique, to_ms, Context, Result, Store, StoreError};
+use tribute_core::webhook::{EventKind, TierChangedData};
 
 /// A tier of a program, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +80,21 @@ pub(crate) async fn insert_tier_change(
     .execute(&mut *conn)
     .await
     .context("recording a tier change")?;
+    let data = TierChangedData {
+        partner_id: c.partner_id.to_string(),
+        program_id: c.program_id.to_string(),
+        from_tier: c.change.from.clone(),
+        to_tier: c.change.to.clone(),
+        reason: c.change.reason.clone(),
+    };
+    emit(conn, &c.program_id, c.at, |_| {
+        vec![Pending::shared(
+            EventKind::PartnerTierChanged,
+            &data.partner_id,
+            &data,
+        )]
+    })
+    .await?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`: programs, partners, links, coupons,
 //! conversions, metrics, the attribution tools, and what commissions are
-//! computed with (reward rules, tiers, exchange rates).
+//! computed with (reward rules, tiers, exchange rates), inbound
+//! integrations and outbound webhook endpoints.
 //!
 //! Admin keys see everything; a partner key sees only its own partner
 //! record, links, coupons, clicks and metrics (anything else answers 404).
@@ -10,6 +11,7 @@ mod commissions;
 mod conversions;
 mod coupons;
 mod fx_rates;
+mod integrations;
 mod keys;
 mod links;
 mod partners;
@@ -19,6 +21,7 @@ mod refunds;
 mod reward_rules;
 mod statement;
 mod tiers;
+mod webhooks;
 
 use axum::Router;
 use serde::{Deserialize, Deserializer};
@@ -46,6 +49,8 @@ pub fn router() -> Router<AppState> {
         .merge(fx_rates::router())
         .merge(payouts::router())
         .merge(statement::router())
+        .merge(integrations::router())
+        .merge(webhooks::router())
 }
 
 /// For PATCH bodies: tells "absent" (`None`) from "set to null" (`Some(None)`).

@@ -8,6 +8,7 @@
 pub mod collect;
 mod conversions;
 pub(crate) mod events;
+pub mod hooks;
 pub mod postback;
 pub mod segment;
 

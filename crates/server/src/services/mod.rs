@@ -1,6 +1,6 @@
 //! What the server does, apart from how a request asked for it: recording a
-//! conversion and the fit policy of the data-driven models (later:
-//! commissions, fraud, privacy).
+//! conversion, the fit policy of the data-driven models, and acting on a
+//! verified inbound webhook (later: fraud, privacy).
 //!
 //! Services take parsed domain values and the [`AppState`](crate::AppState),
 //! and are called by `api`, `ingest` and the workers; they never import
@@ -10,3 +10,4 @@
 
 pub mod conversions;
 pub mod fit;
+pub mod inbound;

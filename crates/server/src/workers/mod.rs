@@ -2,7 +2,8 @@
 //! (clicks from redirects, events from ingestion) and commits in batches,
 //! or runs on a schedule (tier evaluation).
 //!
-//! Periodic jobs (`release`) run until the server stops.
+//! Periodic jobs (`release`) and the webhook sender run until the server
+//! stops.
 //!
 //! They share one shape: `spawn` returns the queue's handle and a
 //! [`Worker`]; when every handle is dropped the queue closes, and
@@ -12,6 +13,7 @@ pub mod clicks;
 pub mod events;
 pub mod release;
 pub mod tiers;
+pub mod webhooks;
 
 use std::future::Future;
 
