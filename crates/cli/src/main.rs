@@ -20,8 +20,9 @@ use std::num::NonZeroUsize;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
+use tribute_core::webhook::RetryPolicy;
 use tribute_server::RateLimits;
-use tribute_server::{App, ServerConfig};
+use tribute_server::{App, ServerConfig, WebhookSettings};
 use tribute_store::Store;
 
 /// Tribute: partner tracking, attribution and commissions.
@@ -70,6 +71,22 @@ struct ServeArgs {
     /// Redirects per second per client address (burst: twice that; 0 = off, the default).
     #[arg(long, env = "TRIBUTE_REDIRECT_RATE_LIMIT_IP", default_value_t = 0)]
     redirect_rate_limit_ip: u32,
+    /// Let webhooks reach private, loopback and link-local addresses (tests,
+    /// closed networks); refused by default (SSRF).
+    #[arg(long, env = "TRIBUTE_WEBHOOKS_ALLOW_PRIVATE")]
+    webhooks_allow_private: bool,
+    /// Multiply every webhook retry delay and the 5-day disabling period by
+    /// this (e.g. 0.001 in tests; 1 in production).
+    #[arg(long, env = "TRIBUTE_WEBHOOK_RETRY_SCALE", default_value_t = 1.0, value_parser = retry_scale)]
+    webhook_retry_scale: f64,
+}
+
+/// A retry scale: a positive number no larger than 1.
+fn retry_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!("`{s}` must be a number above 0 and at most 1")),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -246,6 +263,13 @@ async fn serve(store: Store, listener: TcpListener, args: &ServeArgs) -> anyhow:
             redirect_per_ip: args.redirect_rate_limit_ip,
         },
         metrics_separate: args.metrics_listen.is_some(),
+        webhooks: WebhookSettings {
+            allow_private: args.webhooks_allow_private,
+            retry: RetryPolicy {
+                scale: args.webhook_retry_scale,
+            },
+            ..WebhookSettings::default()
+        },
         ..ServerConfig::default()
     };
     let listen = listener.local_addr()?;
