@@ -294,8 +294,9 @@ impl WebhookSecret {
 
 /// When a failed delivery is tried again: svix's schedule (5 s, 5 min,
 /// 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h: about three days), each delay
-/// jittered by ±20 %, and never sooner than the receiver's `Retry-After`.
-/// `scale` shrinks every duration for tests (1.0 in production).
+/// jittered by ±20 %, and never sooner than the receiver's `Retry-After`
+/// (at most a day). `scale` shrinks the schedule and the disabling period
+/// for tests (1.0 in production); a `Retry-After` is never scaled.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
     pub scale: f64,
@@ -339,7 +340,8 @@ impl RetryPolicy {
         let base = *RETRY_SCHEDULE.get(attempts.checked_sub(1)? as usize)?;
         let jitter = 0.8 + 0.4 * unit.clamp(0.0, 1.0);
         let scheduled = Duration::from_secs_f64(base as f64 * jitter * self.scale);
-        let asked = retry_after.map(|d| d.min(MAX_RETRY_AFTER).mul_f64(self.scale));
+        // The receiver's own ask is not scaled: it is what it said it needs.
+        let asked = retry_after.map(|d| d.min(MAX_RETRY_AFTER));
         Some(scheduled.max(asked.unwrap_or_default()))
     }
 
