@@ -154,6 +154,11 @@ impl TryFrom<DeliveryRow> for StoredInboundDelivery {
     }
 }
 
+/// How long a delivery may stay `processing` before a retry takes it over:
+/// processing runs on its own task and finishes in seconds, so only a
+/// process that died mid-way leaves one behind.
+const STALE_PROCESSING: chrono::Duration = chrono::Duration::minutes(5);
+
 /// What starting a verified delivery found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InboundStart {
@@ -299,7 +304,8 @@ impl Store {
         let id = InboundDeliveryId::generate_ordered(to_ms(now));
         let inserted = sqlx::query(
             "INSERT INTO inbound_deliveries (id, integration_id, delivery_key, topic, received_at, \
-             verified, status, body, attempts) VALUES ($1, $2, $3, $4, $5, 1, 'processing', $6, 1) \
+             verified, status, body, attempts, started_at) \
+             VALUES ($1, $2, $3, $4, $5, 1, 'processing', $6, 1, $5) \
              ON CONFLICT (integration_id, delivery_key) DO NOTHING",
         )
         .bind(id.as_str())
@@ -315,15 +321,19 @@ impl Store {
         if inserted == 1 {
             return Ok(InboundStart::Process(id));
         }
-        // Seen before: take it over only if it failed, in one statement so
-        // two concurrent retries cannot both.
+        // Seen before: take it over only if it failed, or if its processing
+        // began long ago and never ended (the process died), in one
+        // statement so two concurrent retries cannot both.
         let taken: Option<(String,)> = sqlx::query_as(
             "UPDATE inbound_deliveries SET status = 'processing', attempts = attempts + 1, \
-             error = NULL WHERE integration_id = $1 AND delivery_key = $2 AND status = 'failed' \
+             error = NULL, started_at = $3 WHERE integration_id = $1 AND delivery_key = $2 \
+             AND (status = 'failed' OR (status = 'processing' AND started_at < $4)) \
              RETURNING id",
         )
         .bind(integration.as_str())
         .bind(key)
+        .bind(to_ms(now))
+        .bind(to_ms(now - STALE_PROCESSING))
         .fetch_optional(self.pool())
         .await
         .context("taking over a failed delivery")?;
@@ -351,13 +361,17 @@ impl Store {
     pub async fn restart_inbound_delivery(
         &self,
         id: &InboundDeliveryId,
+        now: DateTime<Utc>,
     ) -> Result<Option<StoredInboundDelivery>> {
         sqlx::query_as::<_, DeliveryRow>(&format!(
             "UPDATE inbound_deliveries SET status = 'processing', attempts = attempts + 1, \
-             error = NULL WHERE id = $1 AND verified = 1 AND status <> 'processing' \
+             error = NULL, started_at = $2 WHERE id = $1 AND verified = 1 \
+             AND (status <> 'processing' OR started_at < $3) \
              RETURNING {DELIVERY_COLUMNS}"
         ))
         .bind(id.as_str())
+        .bind(to_ms(now))
+        .bind(to_ms(now - STALE_PROCESSING))
         .fetch_optional(self.pool())
         .await
         .context("restarting a delivery")?

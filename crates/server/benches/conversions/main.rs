@@ -29,7 +29,17 @@
 //! Besides the rate and latencies it prints the process's CPU time per
 //! conversion (server and clients): on a shared machine the rate follows
 //! the other load, the CPU cost much less.
+//!
+//! Webhooks: `CONVERSIONS_WEBHOOKS` (`off,on`) runs each backend without
+//! and then with an endpoint subscribed to every event (a receiver in the
+//! process answering 204), so every conversion also enqueues its
+//! `conversion.created` and `commission.created` messages in its
+//! transaction while the sender delivers them. It prints the outbox's
+//! throughput (messages delivered per second, from the drive's start to
+//! the last delivery) and the rate with webhooks against the rate without,
+//! measured in the same run (`CONVERSIONS_ROUNDS` alternations, 1).
 
+mod outbox;
 mod seed;
 mod verify;
 
@@ -42,7 +52,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
-use tribute_server::{App, RateLimits, ServerConfig};
+use tribute_server::{App, RateLimits, ServerConfig, WebhookSettings};
 use tribute_store::testing::TestDb;
 use tribute_store::Backend;
 
@@ -134,20 +144,38 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-/// One backend: seed, serve, drive, stop, check, report.
-fn run(server_rt: &Runtime, client_rt: &Runtime, backend: Backend, n: usize, clients: usize) {
-    let name = match backend {
-        Backend::Sqlite => "sqlite",
-        Backend::Postgres => "postgres",
+/// One backend: seed, serve, drive, stop, check, report; the rate, if run.
+fn run(
+    server_rt: &Runtime,
+    client_rt: &Runtime,
+    backend: Backend,
+    n: usize,
+    clients: usize,
+    webhooks: bool,
+) -> Option<f64> {
+    let name = match (backend, webhooks) {
+        (Backend::Sqlite, false) => "sqlite",
+        (Backend::Sqlite, true) => "sqlite+webhooks",
+        (Backend::Postgres, false) => "postgres",
+        (Backend::Postgres, true) => "postgres+webhooks",
     };
     let Some(db) = server_rt.block_on(TestDb::of(backend)) else {
         println!("conversions {name}: SKIPPED (no PostgreSQL server; set CI=true to fail instead)");
-        return;
+        return None;
     };
     let seeded = Instant::now();
     let seed = Arc::new(server_rt.block_on(seed(&db.store, n)));
     let seed_secs = seeded.elapsed().as_secs_f64();
+    let received = webhooks.then(|| {
+        let (url, got) = client_rt.block_on(outbox::receiver());
+        server_rt.block_on(outbox::subscribe(&db.store, &seed, &url));
+        got
+    });
     let config = ServerConfig {
+        webhooks: WebhookSettings {
+            allow_private: true,
+            ..WebhookSettings::default()
+        },
         // Measuring the server, not the limiter: the owner's backend is
         // one address and one key.
         limits: RateLimits {
@@ -169,7 +197,14 @@ fn run(server_rt: &Runtime, client_rt: &Runtime, backend: Backend, n: usize, cli
     });
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let cpu_before = process_cpu_secs();
+    let started = Instant::now();
     let mut driven = client_rt.block_on(drive(address, seed.clone(), n, clients));
+    let outbox = received.as_ref().map(|got| {
+        let (delivered, last) =
+            server_rt.block_on(outbox::drained(&db.store, Duration::from_secs(300)));
+        let secs = (last - started).as_secs_f64();
+        (delivered, got.load(Ordering::Relaxed), secs)
+    });
     let cpu = process_cpu_secs()
         .zip(cpu_before)
         .map(|(after, before)| after - before);
@@ -198,6 +233,13 @@ fn run(server_rt: &Runtime, client_rt: &Runtime, backend: Backend, n: usize, cli
             .collect::<Vec<_>>()
             .join(" "),
     );
+    if let Some((delivered, requests, secs)) = outbox {
+        println!(
+            "conversions {name}: outbox delivered {delivered} messages ({requests} requests \
+             received) in {secs:.2} s from the drive's start = {:.0} messages/s",
+            delivered as f64 / secs
+        );
+    }
     if !driven.failures.is_empty() {
         for f in driven.failures.iter().take(10) {
             eprintln!("  {f}");
@@ -215,6 +257,7 @@ fn run(server_rt: &Runtime, client_rt: &Runtime, backend: Backend, n: usize, cli
          {} ledger entries balanced, accounts sum to 0 (seeded {n} clicks in {seed_secs:.1} s)",
         checked.commissions, checked.overrides, checked.entries,
     );
+    Some(ok as f64 / secs)
 }
 
 /// CPU time (user + system) this process has used, in seconds: the server
@@ -252,23 +295,44 @@ fn main() {
         .thread_name("client")
         .build()
         .expect("client runtime");
+    let hooks = std::env::var("CONVERSIONS_WEBHOOKS").unwrap_or_else(|_| "off,on".into());
+    let hooks: Vec<bool> = hooks
+        .split(',')
+        .map(|h| match h.trim() {
+            "off" => false,
+            "on" => true,
+            other => panic!("CONVERSIONS_WEBHOOKS: {other:?} is neither off nor on"),
+        })
+        .collect();
+    let rounds = env_usize("CONVERSIONS_ROUNDS", 1).max(1);
     for backend in backends.split(',').map(str::trim) {
-        match backend {
-            "sqlite" => run(
-                &server_rt,
-                &client_rt,
-                Backend::Sqlite,
-                env_usize("CONVERSIONS_SQLITE", 20_000),
-                clients,
-            ),
-            "postgres" => run(
-                &server_rt,
-                &client_rt,
-                Backend::Postgres,
-                env_usize("CONVERSIONS_POSTGRES", 10_000),
-                clients,
-            ),
+        let (backend, n) = match backend {
+            "sqlite" => (Backend::Sqlite, env_usize("CONVERSIONS_SQLITE", 20_000)),
+            "postgres" => (Backend::Postgres, env_usize("CONVERSIONS_POSTGRES", 10_000)),
             other => panic!("CONVERSIONS_BACKENDS: unknown backend {other:?} (sqlite, postgres)"),
+        };
+        let (mut off, mut on) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            for &h in &hooks {
+                if let Some(rate) = run(&server_rt, &client_rt, backend, n, clients, h) {
+                    if h {
+                        on.push(rate)
+                    } else {
+                        off.push(rate)
+                    }
+                }
+            }
+        }
+        if !off.is_empty() && !on.is_empty() {
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+            println!(
+                "conversions {backend:?}: with webhooks / without = {:.3} ({:.0} / {:.0} conversions/s, \
+                 mean of {} rounds)",
+                mean(&on) / mean(&off),
+                mean(&on),
+                mean(&off),
+                on.len()
+            );
         }
     }
 }

@@ -253,15 +253,22 @@ async fn retry(
             message: "this delivery's signature did not verify: there is nothing to process".into(),
         });
     }
-    let restarted = state
-        .store
-        .restart_inbound_delivery(&did)
-        .await?
-        .ok_or_else(|| ApiError::Conflict {
-            field: "delivery_id".into(),
-            message: "this delivery is being processed right now".into(),
-        })?;
-    let body = restarted.body.unwrap_or_default().into_bytes();
-    let answer = process_logged(&state, &i, &did, restarted.topic, body).await?;
+    // On a task of its own: a client that hangs up never leaves the
+    // delivery `processing`.
+    let state = state.clone();
+    let answer = tokio::spawn(async move {
+        let restarted = state
+            .store
+            .restart_inbound_delivery(&did, Utc::now())
+            .await?
+            .ok_or_else(|| ApiError::Conflict {
+                field: "delivery_id".into(),
+                message: "this delivery is being processed right now".into(),
+            })?;
+        let body = restarted.body.unwrap_or_default().into_bytes();
+        process_logged(&state, &i, &did, restarted.topic, body).await
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("retry task failed: {e}")))??;
     Ok(Json(answer))
 }

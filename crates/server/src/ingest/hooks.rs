@@ -119,28 +119,33 @@ async fn receive(
             });
         }
     };
-    let text = String::from_utf8_lossy(&body).replace('\0', "");
-    let start = state
-        .store
-        .start_inbound_delivery(
-            &integration.id,
-            &verified.delivery_id,
-            topic.as_deref(),
-            &text,
-            now,
-        )
-        .await?;
-    let delivery = match start {
-        InboundStart::Duplicate(first) => {
-            return Ok(Json(json!({
+    // Logging it and processing it run on a task of their own: a provider
+    // that hangs up never leaves a delivery half done or `processing`.
+    let state = state.clone();
+    let answer = tokio::spawn(async move {
+        let text = String::from_utf8_lossy(&body).replace('\0', "");
+        let start = state
+            .store
+            .start_inbound_delivery(
+                &integration.id,
+                &verified.delivery_id,
+                topic.as_deref(),
+                &text,
+                now,
+            )
+            .await?;
+        match start {
+            InboundStart::Duplicate(first) => Ok(json!({
                 "status": "duplicate",
                 "delivery_id": first.id,
                 "first_status": first.status,
-            }))
-            .into_response())
+            })),
+            InboundStart::Process(id) => {
+                process_logged(&state, &integration, &id, topic, body.to_vec()).await
+            }
         }
-        InboundStart::Process(id) => id,
-    };
-    let answer = process_logged(&state, &integration, &delivery, topic, body.to_vec()).await?;
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("inbound task failed: {e}")))??;
     Ok(Json(answer).into_response())
 }

@@ -12,7 +12,9 @@
 mod attribution;
 mod commission_rules;
 mod commissions;
+mod hooks;
 mod ingest;
+mod integrations;
 mod keys;
 mod links;
 mod partners;
@@ -20,6 +22,8 @@ mod payouts;
 mod programs;
 pub mod schema;
 mod tiers;
+mod webhook_events;
+mod webhooks;
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -65,11 +69,15 @@ pub fn document() -> Value {
         (commission_rules::schemas(), commission_rules::paths()),
         (tiers::schemas(), tiers::paths()),
         (payouts::schemas(), payouts::paths()),
+        (webhooks::schemas(), webhooks::paths()),
+        (integrations::schemas(), integrations::paths()),
+        (Vec::new(), hooks::paths()),
     ];
     for (s, p) in parts {
         schemas.extend(s.into_iter().map(|(k, v)| (k.to_owned(), v)));
         paths.extend(p.into_iter().map(|(k, v)| (k.to_owned(), v)));
     }
+    schemas.extend(webhook_events::schemas());
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -87,5 +95,6 @@ pub fn document() -> Value {
         },
         "security": [{"bearer": []}],
         "paths": paths,
+        "webhooks": webhook_events::catalogue(),
     })
 }

@@ -183,6 +183,8 @@ async fn conversion(
     } else {
         Vec::new()
     };
+    // Kept in case the sale turns out to be recorded already (see below).
+    let click_ids = click_id(c.click_id.as_deref()).map(|_| (c.ids.clone(), c.click_id.clone()));
     let new = NewConversion {
         program_id: program.id.clone(),
         reporter: Reporter::Server,
@@ -210,6 +212,26 @@ async fn conversion(
         .store
         .save_conversion_refs(&program.id, id, &refs)
         .await?;
+    // A provider may report one sale twice in no set order, the click id
+    // in only one report (Stripe: a subscription's first `invoice.paid` and
+    // its `checkout.session.completed`). When the report without it came
+    // first, the sale is recorded already; linking this report's
+    // identifiers to the click still lets the customer's later payments
+    // (renewals naming only the customer) find the partner.
+    if let Some((ids, click)) = click_ids.filter(|_| recorded.replayed) {
+        let link = format!("ids-of:{id}");
+        let ids = (ids, click.as_deref());
+        event(
+            state,
+            integration,
+            EventType::Identify,
+            &link,
+            ids,
+            None,
+            now,
+        )
+        .await?;
+    }
     Ok(json!({
         "action": "conversion",
         "conversion_id": id,
@@ -232,47 +254,62 @@ async fn refund(
         let reason = format!("no conversion is known by {}", r.of.join(", "));
         return Ok(json!({ "action": "ignored", "reason": reason }));
     };
-    let amount = in_conversion_currency(state, &id, &r).await?;
-    let amount = if r.cumulative {
-        // The total refunded so far on the sale: refund what is new.
-        let prefix = r.external_id.split(":refunded:").next().unwrap_or("");
-        let before: i64 = state
-            .store
-            .refunds_of(&id)
-            .await?
-            .iter()
-            .filter(|f| f.external_id.starts_with(&format!("{prefix}:refunded:")))
-            .map(|f| f.amount)
-            .sum();
-        amount - before
-    } else {
-        amount
-    };
-    if amount <= 0 {
-        return Ok(json!({ "action": "ignored", "reason": "nothing more was refunded" }));
+    let total = in_conversion_currency(state, &id, &r).await?;
+    // A cumulative amount (the total refunded so far on the sale) is
+    // refunded as the slice not refunded yet, keyed by where it starts:
+    // two deliveries racing from the same point (Stripe sends events
+    // concurrently) write one slice, as the store checks the key under the
+    // conversion's lock, and the other starts again from the new point.
+    // Keyed by the total instead, both would refund from zero.
+    for _ in 0..10 {
+        let (external_id, amount) = if r.cumulative {
+            let prefix = r.external_id.split(":refunded:").next().unwrap_or("");
+            let before: i64 = state
+                .store
+                .refunds_of(&id)
+                .await?
+                .iter()
+                .filter(|f| f.external_id.starts_with(&format!("{prefix}:refunded")))
+                .map(|f| f.amount)
+                .sum();
+            (format!("{prefix}:refunded-from:{before}"), total - before)
+        } else {
+            (r.external_id.clone(), total)
+        };
+        if amount <= 0 {
+            return Ok(json!({ "action": "ignored", "reason": "nothing more was refunded" }));
+        }
+        let new = NewRefund {
+            conversion_id: id.clone(),
+            external_id: parse_external_id("external_id", Some(&external_id), 200)?
+                .ok_or_else(|| FieldError::new("external_id", "is required"))?,
+            kind: match r.kind {
+                ProviderRefundKind::Refund => RefundKind::Refund,
+                ProviderRefundKind::Chargeback => RefundKind::Chargeback,
+            },
+            amount,
+            reason: r.reason.chars().take(500).collect(),
+        };
+        let store = state.store.clone();
+        let (stored, replayed) =
+            tokio::spawn(async move { store.refund_conversion(&new, now).await })
+                .await
+                .map_err(|e| anyhow::anyhow!("refund task failed: {e}"))??;
+        if r.cumulative && replayed {
+            continue;
+        }
+        return Ok(json!({
+            "action": stored.kind,
+            "refund_id": stored.id,
+            "conversion_id": stored.conversion_id,
+            "amount": stored.amount,
+            "replayed": replayed,
+        }));
     }
-    let new = NewRefund {
-        conversion_id: id,
-        external_id: parse_external_id("external_id", Some(&r.external_id), 200)?
-            .ok_or_else(|| FieldError::new("external_id", "is required"))?,
-        kind: match r.kind {
-            ProviderRefundKind::Refund => RefundKind::Refund,
-            ProviderRefundKind::Chargeback => RefundKind::Chargeback,
-        },
-        amount,
-        reason: r.reason.chars().take(500).collect(),
-    };
-    let store = state.store.clone();
-    let (stored, replayed) = tokio::spawn(async move { store.refund_conversion(&new, now).await })
-        .await
-        .map_err(|e| anyhow::anyhow!("refund task failed: {e}"))??;
-    Ok(json!({
-        "action": stored.kind,
-        "refund_id": stored.id,
-        "conversion_id": stored.conversion_id,
-        "amount": stored.amount,
-        "replayed": replayed,
-    }))
+    Err(ApiError::Internal(anyhow::anyhow!(
+        "refunds of {id} kept changing while refunding {}",
+        r.external_id
+    )))
 }
 
 /// A refund's amount in the currency its conversion is kept in: the

@@ -40,6 +40,7 @@ CREATE TABLE inbound_deliveries (
     error          TEXT,
     body           TEXT,                    -- kept for verified deliveries, to re-process by hand
     attempts       BIGINT NOT NULL DEFAULT 0,
+    started_at     BIGINT,                  -- when processing last began (a stale 'processing' is taken over)
     processed_at   BIGINT
 );
 CREATE UNIQUE INDEX inbound_deliveries_key ON inbound_deliveries (integration_id, delivery_key);

@@ -106,6 +106,17 @@ impl Store {
             .context("counting events")
     }
 
+    /// Outbound webhook deliveries, all or those in `status`.
+    pub async fn count_deliveries(&self, status: Option<&str>) -> Result<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE ($1 IS NULL OR status = $1)",
+        )
+        .bind(status)
+        .fetch_one(self.pool())
+        .await
+        .context("counting webhook deliveries")
+    }
+
     /// Leads that count for a partner: one per person.
     pub async fn count_leads(&self, program: &ProgramId, partner: &PartnerId) -> Result<i64> {
         sqlx::query_scalar("SELECT COUNT(*) FROM leads WHERE program_id = $1 AND partner_id = $2")
