@@ -79,6 +79,10 @@ struct ServeArgs {
     /// this (e.g. 0.001 in tests; 1 in production).
     #[arg(long, env = "TRIBUTE_WEBHOOK_RETRY_SCALE", default_value_t = 1.0, value_parser = retry_scale)]
     webhook_retry_scale: f64,
+    /// Send webhooks from this node (`false`: only enqueue them, and let
+    /// other nodes sharing the database send).
+    #[arg(long, env = "TRIBUTE_WEBHOOK_SENDER", default_value_t = true, action = clap::ArgAction::Set)]
+    webhook_sender: bool,
 }
 
 /// A retry scale: a positive number no larger than 1.
@@ -268,6 +272,7 @@ async fn serve(store: Store, listener: TcpListener, args: &ServeArgs) -> anyhow:
             retry: RetryPolicy {
                 scale: args.webhook_retry_scale,
             },
+            send: args.webhook_sender,
             ..WebhookSettings::default()
         },
         ..ServerConfig::default()

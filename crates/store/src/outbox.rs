@@ -55,6 +55,18 @@ impl Pending {
     }
 }
 
+const ATTEMPT_COLUMNS: [&str; 9] = [
+    "id",
+    "delivery_id",
+    "attempt",
+    "started_at",
+    "duration_ms",
+    "status_code",
+    "error",
+    "response",
+    "next_attempt_at",
+];
+
 const DELIVERY_COLUMNS: [&str; 10] = [
     "id",
     "msg_id",
@@ -256,51 +268,87 @@ impl Store {
         d: &ClaimedDelivery,
         r: &AttemptResult,
     ) -> Result<bool> {
+        let held = self
+            .finish_attempts(owner, &[(d.clone(), r.clone())])
+            .await?;
+        Ok(held[0])
+    }
+
+    /// [`Store::finish_attempt`] for many attempts in one transaction (the
+    /// sender records what finished together, so a busy outbox costs one
+    /// commit per batch rather than per message). One flag per attempt, in
+    /// order: whether its lease was still held.
+    #[tracing::instrument(skip_all, fields(attempts = done.len()))]
+    pub async fn finish_attempts(
+        &self,
+        owner: &str,
+        done: &[(ClaimedDelivery, AttemptResult)],
+    ) -> Result<Vec<bool>> {
+        if done.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self
             .begin_write()
             .await
             .context("starting an attempt's record")?;
-        let ended = r.started_at + chrono::Duration::milliseconds(r.duration_ms);
-        let status = if r.delivered {
-            "delivered"
-        } else if r.next_attempt_at.is_some() {
-            "pending"
-        } else {
-            "failed"
-        };
-        let held = sqlx::query(
-            "UPDATE webhook_deliveries SET status = $1, next_attempt_at = COALESCE($2, next_attempt_at), \
-             lease_owner = NULL, lease_until = NULL, last_attempt_at = $3, \
-             delivered_at = CASE WHEN $1 = 'delivered' THEN $3 ELSE delivered_at END \
-             WHERE id = $4 AND lease_owner = $5 AND attempts = $6",
-        )
-        .bind(status)
-        .bind(r.next_attempt_at.map(to_ms))
-        .bind(to_ms(ended))
-        .bind(d.id.as_str())
-        .bind(owner)
-        .bind(i64::from(d.attempt))
-        .execute(&mut *tx)
-        .await
-        .context("moving a delivery on")?
-        .rows_affected()
-            == 1;
-        sqlx::query(
-            "INSERT INTO webhook_attempts (id, delivery_id, attempt, started_at, duration_ms, \
-             status_code, error, response, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(AttemptId::generate_ordered(to_ms(r.started_at)).as_str())
-        .bind(d.id.as_str())
-        .bind(i64::from(d.attempt))
-        .bind(to_ms(r.started_at))
-        .bind(r.duration_ms)
-        .bind(r.status_code.map(i64::from))
-        .bind(r.error.as_deref())
-        .bind(r.response.as_deref())
-        .bind(r.next_attempt_at.filter(|_| held).map(to_ms))
-        .execute(&mut *tx)
-        .await
-        .context("logging an attempt")?;
+        let mut held = Vec::with_capacity(done.len());
+        for (d, r) in done {
+            let ended = r.started_at + chrono::Duration::milliseconds(r.duration_ms);
+            let status = if r.delivered {
+                "delivered"
+            } else if r.next_attempt_at.is_some() {
+                "pending"
+            } else {
+                "failed"
+            };
+            let kept = sqlx::query(
+                "UPDATE webhook_deliveries SET status = $1, \
+                 next_attempt_at = COALESCE($2, next_attempt_at), \
+                 lease_owner = NULL, lease_until = NULL, last_attempt_at = $3, \
+                 delivered_at = CASE WHEN $1 = 'delivered' THEN $3 ELSE delivered_at END \
+                 WHERE id = $4 AND lease_owner = $5 AND attempts = $6",
+            )
+            .bind(status)
+            .bind(r.next_attempt_at.map(to_ms))
+            .bind(to_ms(ended))
+            .bind(d.id.as_str())
+            .bind(owner)
+            .bind(i64::from(d.attempt))
+            .execute(&mut *tx)
+            .await
+            .context("moving a delivery on")?
+            .rows_affected()
+                == 1;
+            held.push(kept);
+        }
+        for chunk in done
+            .iter()
+            .zip(&held)
+            .collect::<Vec<_>>()
+            .chunks(INSERT_ROWS)
+        {
+            let sql = multi_row_insert(
+                "webhook_attempts",
+                &ATTEMPT_COLUMNS,
+                chunk.len(),
+                "",
+                Params::Numbered,
+            );
+            let mut q = sqlx::query(&sql);
+            for ((d, r), kept) in chunk {
+                q = q
+                    .bind(AttemptId::generate_ordered(to_ms(r.started_at)).to_string())
+                    .bind(d.id.as_str())
+                    .bind(i64::from(d.attempt))
+                    .bind(to_ms(r.started_at))
+                    .bind(r.duration_ms)
+                    .bind(r.status_code.map(i64::from))
+                    .bind(r.error.as_deref())
+                    .bind(r.response.as_deref())
+                    .bind(r.next_attempt_at.filter(|_| **kept).map(to_ms));
+            }
+            q.execute(&mut *tx).await.context("logging attempts")?;
+        }
         tx.commit()
             .await
             .context("committing an attempt's record")?;

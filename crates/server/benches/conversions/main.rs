@@ -30,14 +30,16 @@
 //! conversion (server and clients): on a shared machine the rate follows
 //! the other load, the CPU cost much less.
 //!
-//! Webhooks: `CONVERSIONS_WEBHOOKS` (`off,on`) runs each backend without
-//! and then with an endpoint subscribed to every event (a receiver in the
-//! process answering 204), so every conversion also enqueues its
-//! `conversion.created` and `commission.created` messages in its
-//! transaction while the sender delivers them. It prints the outbox's
-//! throughput (messages delivered per second, from the drive's start to
-//! the last delivery) and the rate with webhooks against the rate without,
-//! measured in the same run (`CONVERSIONS_ROUNDS` alternations, 1).
+//! Webhooks: `CONVERSIONS_WEBHOOKS` (`off,enqueue,on`) runs each backend
+//! without an endpoint (`off`), then with one subscribed to every event (a
+//! receiver in the process answering 204), so every conversion also
+//! enqueues its `conversion.created`, `commission.created` and override
+//! messages in its transaction. `enqueue` drives with the sender off (the
+//! cost of enqueueing alone), then starts a server with nothing else to do
+//! and times the outbox draining: messages delivered per second. `on`
+//! drives with the sender delivering at the same time (and the receiver
+//! sharing the machine). Each rate is printed against `off`'s, measured in
+//! the same run (`CONVERSIONS_ROUNDS` alternations, 1).
 
 mod outbox;
 mod seed;
@@ -144,6 +146,37 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+/// Whether and how webhooks run beside the conversions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hooks {
+    /// No endpoint: nothing is enqueued.
+    Off,
+    /// An endpoint; the sender off while driving, then timed alone.
+    Enqueue,
+    /// An endpoint and the sender delivering while driving.
+    On,
+}
+
+type Served = tokio::task::JoinHandle<anyhow::Result<()>>;
+
+/// Start Tribute on `db` with `config`; its address, stop and task.
+fn serve(
+    server_rt: &Runtime,
+    db: &TestDb,
+    config: ServerConfig,
+) -> (String, oneshot::Sender<()>, Served) {
+    server_rt.block_on(async {
+        let app = App::start(db.store.clone(), config).await.expect("app");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let address = format!("http://{}", listener.local_addr().expect("address"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = tokio::spawn(app.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        (address, stop, served)
+    })
+}
+
 /// One backend: seed, serve, drive, stop, check, report; the rate, if run.
 fn run(
     server_rt: &Runtime,
@@ -151,14 +184,9 @@ fn run(
     backend: Backend,
     n: usize,
     clients: usize,
-    webhooks: bool,
+    hooks: Hooks,
 ) -> Option<f64> {
-    let name = match (backend, webhooks) {
-        (Backend::Sqlite, false) => "sqlite",
-        (Backend::Sqlite, true) => "sqlite+webhooks",
-        (Backend::Postgres, false) => "postgres",
-        (Backend::Postgres, true) => "postgres+webhooks",
-    };
+    let name = format!("{backend:?}, webhooks {hooks:?}").to_lowercase();
     let Some(db) = server_rt.block_on(TestDb::of(backend)) else {
         println!("conversions {name}: SKIPPED (no PostgreSQL server; set CI=true to fail instead)");
         return None;
@@ -166,7 +194,7 @@ fn run(
     let seeded = Instant::now();
     let seed = Arc::new(server_rt.block_on(seed(&db.store, n)));
     let seed_secs = seeded.elapsed().as_secs_f64();
-    let received = webhooks.then(|| {
+    let received = (hooks != Hooks::Off).then(|| {
         let (url, got) = client_rt.block_on(outbox::receiver());
         server_rt.block_on(outbox::subscribe(&db.store, &seed, &url));
         got
@@ -174,6 +202,7 @@ fn run(
     let config = ServerConfig {
         webhooks: WebhookSettings {
             allow_private: true,
+            send: hooks == Hooks::On,
             ..WebhookSettings::default()
         },
         // Measuring the server, not the limiter: the owner's backend is
@@ -185,34 +214,43 @@ fn run(
         },
         ..Default::default()
     };
-    let (address, stop, served) = server_rt.block_on(async {
-        let app = App::start(db.store.clone(), config).await.expect("app");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
-        let address = format!("http://{}", listener.local_addr().expect("address"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let served = tokio::spawn(app.serve(listener, async move {
-            let _ = stopped.await;
-        }));
-        (address, stop, served)
-    });
+    let (address, stop, served) = serve(server_rt, &db, config.clone());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let cpu_before = process_cpu_secs();
     let started = Instant::now();
     let mut driven = client_rt.block_on(drive(address, seed.clone(), n, clients));
-    let outbox = received.as_ref().map(|got| {
-        let (delivered, last) =
-            server_rt.block_on(outbox::drained(&db.store, Duration::from_secs(300)));
-        let secs = (last - started).as_secs_f64();
-        (delivered, got.load(Ordering::Relaxed), secs)
-    });
     let cpu = process_cpu_secs()
         .zip(cpu_before)
         .map(|(after, before)| after - before);
+    // `on`: the outbox drains while the clients drive, timed from their
+    // start; `enqueue`: a server with nothing else to do drains it after.
+    let mut outbox = (hooks == Hooks::On).then(|| {
+        let (delivered, last) =
+            server_rt.block_on(outbox::drained(&db.store, Duration::from_secs(300)));
+        (delivered, (last - started).as_secs_f64())
+    });
     let _ = stop.send(());
     server_rt
         .block_on(served)
         .expect("server task")
         .expect("server stops cleanly");
+    if hooks == Hooks::Enqueue {
+        let mut sending = config.clone();
+        sending.webhooks.send = true;
+        let start = Instant::now();
+        let (_, stop, served) = serve(server_rt, &db, sending);
+        let (delivered, last) =
+            server_rt.block_on(outbox::drained(&db.store, Duration::from_secs(300)));
+        outbox = Some((delivered, (last - start).as_secs_f64()));
+        let _ = stop.send(());
+        server_rt
+            .block_on(served)
+            .expect("server task")
+            .expect("server stops cleanly");
+    }
+    let outbox = outbox
+        .zip(received.as_ref())
+        .map(|((delivered, secs), got)| (delivered, got.load(Ordering::Relaxed), secs));
     driven.latencies.sort_unstable();
     let ok = driven.acknowledged.len();
     let secs = driven.elapsed.as_secs_f64();
@@ -236,7 +274,12 @@ fn run(
     if let Some((delivered, requests, secs)) = outbox {
         println!(
             "conversions {name}: outbox delivered {delivered} messages ({requests} requests \
-             received) in {secs:.2} s from the drive's start = {:.0} messages/s",
+             received) in {secs:.2} s ({}) = {:.0} messages/s",
+            if hooks == Hooks::On {
+                "from the drive's start, while driving"
+            } else {
+                "draining alone after the drive"
+            },
             delivered as f64 / secs
         );
     }
@@ -295,13 +338,14 @@ fn main() {
         .thread_name("client")
         .build()
         .expect("client runtime");
-    let hooks = std::env::var("CONVERSIONS_WEBHOOKS").unwrap_or_else(|_| "off,on".into());
-    let hooks: Vec<bool> = hooks
+    let hooks = std::env::var("CONVERSIONS_WEBHOOKS").unwrap_or_else(|_| "off,enqueue,on".into());
+    let hooks: Vec<Hooks> = hooks
         .split(',')
         .map(|h| match h.trim() {
-            "off" => false,
-            "on" => true,
-            other => panic!("CONVERSIONS_WEBHOOKS: {other:?} is neither off nor on"),
+            "off" => Hooks::Off,
+            "enqueue" => Hooks::Enqueue,
+            "on" => Hooks::On,
+            other => panic!("CONVERSIONS_WEBHOOKS: {other:?} is not off, enqueue or on"),
         })
         .collect();
     let rounds = env_usize("CONVERSIONS_ROUNDS", 1).max(1);
@@ -311,28 +355,33 @@ fn main() {
             "postgres" => (Backend::Postgres, env_usize("CONVERSIONS_POSTGRES", 10_000)),
             other => panic!("CONVERSIONS_BACKENDS: unknown backend {other:?} (sqlite, postgres)"),
         };
-        let (mut off, mut on) = (Vec::new(), Vec::new());
+        let mut rates: HashMap<&'static str, Vec<f64>> = HashMap::new();
         for _ in 0..rounds {
             for &h in &hooks {
                 if let Some(rate) = run(&server_rt, &client_rt, backend, n, clients, h) {
-                    if h {
-                        on.push(rate)
-                    } else {
-                        off.push(rate)
-                    }
+                    let key = match h {
+                        Hooks::Off => "off",
+                        Hooks::Enqueue => "enqueue",
+                        Hooks::On => "on",
+                    };
+                    rates.entry(key).or_default().push(rate);
                 }
             }
         }
-        if !off.is_empty() && !on.is_empty() {
-            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-            println!(
-                "conversions {backend:?}: with webhooks / without = {:.3} ({:.0} / {:.0} conversions/s, \
-                 mean of {} rounds)",
-                mean(&on) / mean(&off),
-                mean(&on),
-                mean(&off),
-                on.len()
-            );
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        if let Some(off) = rates.get("off") {
+            for key in ["enqueue", "on"] {
+                if let Some(with) = rates.get(key) {
+                    println!(
+                        "conversions {backend:?}: webhooks {key} / off = {:.3} \
+                         ({:.0} / {:.0} conversions/s, mean of {} rounds)",
+                        mean(with) / mean(off),
+                        mean(with),
+                        mean(off),
+                        with.len()
+                    );
+                }
+            }
         }
     }
 }

@@ -157,9 +157,19 @@ fn click_id(v: Option<&str>) -> Option<ClickId> {
     parse_click_id("click_id", v).ok().flatten()
 }
 
-/// A provider time, never in the future (clocks differ).
+/// A provider time, never in the future (clocks differ). A time given to
+/// the second (Stripe's, HubSpot's) covers the whole second: its end is
+/// taken, so a click earlier in that same second still counts as before
+/// the sale.
 fn occurred(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
-    at.map_or(now, |t| t.min(now))
+    at.map_or(now, |t| {
+        let t = if t.timestamp_subsec_nanos() == 0 {
+            t + chrono::Duration::milliseconds(999)
+        } else {
+            t
+        };
+        t.min(now)
+    })
 }
 
 async fn conversion(

@@ -2,10 +2,12 @@
 //! signs each per Standard Webhooks and posts it, then records the attempt
 //! and schedules the next one (`tribute_core::webhook::RetryPolicy`).
 //!
-//! Every node runs one. The lease makes an attempt one node's alone, and
-//! it outlives the 15 s request timeout, so a node that dies mid-attempt
-//! only delays that message until its lease runs out. On stop, no new
-//! deliveries are claimed and those in flight finish.
+//! Every node runs one (unless `send` is off). The lease makes an attempt
+//! one node's alone, and it outlives the 15 s request timeout, so a node
+//! that dies mid-attempt only delays that message until its lease runs
+//! out. Attempts that end together are recorded in one transaction (a
+//! recorder task), so a busy outbox costs one commit per batch. On stop, no
+//! new deliveries are claimed, those in flight finish and are recorded.
 //!
 //! SSRF: an endpoint's host is resolved by [`GuardedResolver`] on every
 //! connection, and private, loopback and link-local addresses are dropped
@@ -21,7 +23,7 @@ use chrono::{DateTime, Utc};
 use moka::sync::Cache;
 use rand::Rng;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tribute_core::ids::WebhookEndpointId;
 use tribute_core::webhook::{is_public_ip, Outcome, RetryPolicy};
 use tribute_store::{AttemptResult, ClaimedDelivery, EndpointHealth, Store, StoredEndpoint};
@@ -41,6 +43,9 @@ pub struct WebhookSettings {
     pub concurrency: usize,
     /// The time one attempt may take, connection included.
     pub timeout: Duration,
+    /// Whether this node sends (`TRIBUTE_WEBHOOK_SENDER`). Every node
+    /// enqueues; with several nodes, some may leave sending to others.
+    pub send: bool,
 }
 
 impl Default for WebhookSettings {
@@ -51,6 +56,7 @@ impl Default for WebhookSettings {
             poll: Duration::from_millis(250),
             concurrency: 32,
             timeout: Duration::from_secs(15),
+            send: true,
         }
     }
 }
@@ -112,9 +118,24 @@ struct Sender {
     endpoints: Cache<WebhookEndpointId, Arc<StoredEndpoint>>,
 }
 
+/// An attempt that ended, waiting to be recorded.
+struct Finished {
+    delivery: ClaimedDelivery,
+    result: AttemptResult,
+    outcome: Outcome,
+    endpoint: Arc<StoredEndpoint>,
+}
+
+/// The most attempts recorded in one transaction.
+const RECORD_BATCH: usize = 256;
+
 /// Run the sender until `stop` turns true.
 pub fn spawn(store: Store, settings: WebhookSettings, mut stop: watch::Receiver<bool>) -> Worker {
     Worker::spawn("webhook sender", async move {
+        if !settings.send {
+            return;
+        }
+        let (done, finished) = mpsc::channel(RECORD_BATCH * 4);
         let sender = Arc::new(Sender {
             client: client(&settings),
             owner: format!("node-{}", tribute_core::ids::random_base62(12)),
@@ -125,6 +146,7 @@ pub fn spawn(store: Store, settings: WebhookSettings, mut stop: watch::Receiver<
             store,
             settings,
         });
+        let recorder = tokio::spawn(record(sender.clone(), finished));
         let slots = Arc::new(Semaphore::new(sender.settings.concurrency));
         loop {
             if *stop.borrow() {
@@ -163,16 +185,41 @@ pub fn spawn(store: Store, settings: WebhookSettings, mut stop: watch::Receiver<
             }
             for d in claimed {
                 let permit = slots.clone().acquire_owned().await.expect("never closed");
-                let sender = sender.clone();
+                let (sender, done) = (sender.clone(), done.clone());
                 tokio::spawn(async move {
-                    sender.attempt(d).await;
+                    if let Some(f) = sender.attempt(d).await {
+                        let _ = done.send(f).await;
+                    }
                     drop(permit);
                 });
             }
         }
-        // Let the attempts in flight finish and record their results.
+        // Let the attempts in flight finish, then record what is left.
         let _ = slots.acquire_many(sender.settings.concurrency as u32).await;
+        drop(done);
+        let _ = recorder.await;
     })
+}
+
+/// Record attempts as they end: each batch that gathered in one
+/// transaction, then the endpoints' health where it changed.
+async fn record(sender: Arc<Sender>, mut finished: mpsc::Receiver<Finished>) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while finished.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let results: Vec<_> = batch
+            .iter()
+            .map(|f| (f.delivery.clone(), f.result.clone()))
+            .collect();
+        if let Err(e) = sender.store.finish_attempts(&sender.owner, &results).await {
+            // The leases run out and the deliveries are tried again.
+            tracing::error!(error = ?e, attempts = results.len(), "recording webhook attempts failed");
+            batch.clear();
+            continue;
+        }
+        for f in batch.drain(..) {
+            sender.health(&f).await;
+        }
+    }
 }
 
 impl Sender {
@@ -194,10 +241,11 @@ impl Sender {
         }
     }
 
-    async fn attempt(&self, d: ClaimedDelivery) {
-        let Some(endpoint) = self.endpoint(&d.endpoint_id).await else {
-            return; // the lease runs out and the delivery is tried again
-        };
+    /// Send one claimed delivery; what came of it, to record.
+    async fn attempt(&self, d: ClaimedDelivery) -> Option<Finished> {
+        // Without its endpoint (a read failed), the lease runs out and the
+        // delivery is tried again.
+        let endpoint = self.endpoint(&d.endpoint_id).await?;
         let started_at = Utc::now();
         let clock = Instant::now();
         let sent = self.send(&endpoint, &d, started_at).await;
@@ -225,30 +273,37 @@ impl Sender {
             next_attempt_at,
             delivered: outcome == Outcome::Delivered,
         };
-        if let Err(e) = self.store.finish_attempt(&self.owner, &d, &result).await {
-            tracing::error!(error = ?e, delivery = %d.id, "recording a webhook attempt failed");
+        Some(Finished {
+            delivery: d,
+            result,
+            outcome,
+            endpoint,
+        })
+    }
+
+    /// Note an attempt's outcome on its endpoint, when it changes anything:
+    /// a healthy endpoint that stays healthy needs no write.
+    async fn health(&self, f: &Finished) {
+        if f.outcome == Outcome::Delivered && f.endpoint.failing_since.is_none() {
             return;
         }
-        // A healthy endpoint that stays healthy needs no write.
-        if outcome == Outcome::Delivered && endpoint.failing_since.is_none() {
-            return;
-        }
+        let id = &f.delivery.endpoint_id;
         match self
             .store
             .endpoint_result(
-                &d.endpoint_id,
-                outcome == Outcome::Delivered,
-                outcome == Outcome::Gone,
+                id,
+                f.outcome == Outcome::Delivered,
+                f.outcome == Outcome::Gone,
                 Utc::now(),
                 self.settings.retry.disable_after(),
             )
             .await
         {
             Ok(EndpointHealth::Disabled) => {
-                self.endpoints.invalidate(&d.endpoint_id);
-                tracing::warn!(endpoint = %d.endpoint_id, "webhook endpoint disabled");
+                self.endpoints.invalidate(id);
+                tracing::warn!(endpoint = %id, "webhook endpoint disabled");
             }
-            Ok(_) => self.endpoints.invalidate(&d.endpoint_id),
+            Ok(_) => self.endpoints.invalidate(id),
             Err(e) => tracing::error!(error = ?e, "updating an endpoint's health failed"),
         }
     }
