@@ -373,8 +373,10 @@ fn tolerance_seconds(settings: &Value, default: i64) -> Result<i64, FieldError> 
     const MAX: i64 = 30 * 24 * 3600;
     match settings.get("tolerance_seconds") {
         None | Some(Value::Null) => Ok(default),
+        // A whole number written with a fraction (`60.0`) is read as one.
         Some(v) => v
             .as_i64()
+            .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
             .filter(|t| (60..=MAX).contains(t))
             .ok_or_else(|| {
                 FieldError::new(

@@ -112,6 +112,30 @@ fn parse_mapping(kind: IntegrationKind, v: Option<Value>) -> Result<Value, Field
     Ok(v)
 }
 
+/// A new mapping for an integration of `kind`. One that another kind would
+/// take conflicts with what this integration is (409, like any request at
+/// odds with a record's state); one no kind takes is malformed (422).
+fn parse_update_mapping(kind: IntegrationKind, v: Value) -> Result<Value, ApiError> {
+    parse_mapping(kind, Some(v.clone())).map_err(|e| {
+        let another = [
+            IntegrationKind::Stripe,
+            IntegrationKind::Shopify,
+            IntegrationKind::Hubspot,
+            IntegrationKind::Generic,
+        ]
+        .into_iter()
+        .any(|k| k != kind && check_settings(k, &v).is_ok());
+        if another {
+            ApiError::Conflict {
+                message: format!("{} (this is a {} integration)", e.message, kind.as_str()),
+                field: e.field,
+            }
+        } else {
+            e.into()
+        }
+    })
+}
+
 #[tracing::instrument(skip_all)]
 async fn create(
     State(state): State<AppState>,
@@ -196,8 +220,8 @@ async fn update(
     if let Some(s) = &body.secret {
         i.secret = parse_secret(s)?;
     }
-    if body.mapping.is_some() {
-        i.mapping = parse_mapping(i.kind, body.mapping)?;
+    if let Some(mapping) = body.mapping {
+        i.mapping = parse_update_mapping(i.kind, mapping)?;
     }
     i.updated_at = Utc::now().trunc_subsecs(3);
     state.store.update_integration(&i).await?;

@@ -21,6 +21,9 @@ pub enum ApiError {
     Invalid(FieldError),
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// An inbound webhook whose signature is missing or does not match.
+    #[error("{0}")]
+    BadSignature(String),
     #[error("this key may not do that")]
     Forbidden,
     #[error("{0} not found")]
@@ -58,7 +61,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -76,6 +79,7 @@ impl ApiError {
             Self::BadRequest { .. } => "bad_request",
             Self::Invalid(_) => "invalid_field",
             Self::Unauthorized => "unauthorized",
+            Self::BadSignature(_) => "invalid_signature",
             Self::Forbidden => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",

@@ -115,7 +115,9 @@ async fn receive(
                 VerifyError::Stale(_) | VerifyError::Malformed(_) => {
                     ApiError::bad_request(Some("signature".to_owned()), e.to_string())
                 }
-                VerifyError::Missing(_) | VerifyError::Mismatch => ApiError::Unauthorized,
+                VerifyError::Missing(_) | VerifyError::Mismatch => {
+                    ApiError::BadSignature(e.to_string())
+                }
             });
         }
     };

@@ -27,7 +27,10 @@ fn provider_secret() -> Value {
     described(
         json!({
             "type": "string",
-            "pattern": format!(r"^[{SPACE}]*[^{SPACE}{CC}][^{CC}]{{6,498}}[^{SPACE}{CC}][{SPACE}]*$"),
+            "writeOnly": true,
+            "pattern": format!(
+                r"^[{SPACE}]*[^{SPACE}{CC}][^{CC}]{{6,498}}[^{SPACE}{CC}][{SPACE}]*$"
+            ),
         }),
         "the provider's signing secret (Stripe's `whsec_…`, the Shopify app's secret, the \
          HubSpot app's client secret, or the generic sender's); write-only",
@@ -149,7 +152,10 @@ fn mappings() -> Vec<(&'static str, Value)> {
         (
             "ShopifyMapping",
             object(
-                &[("tolerance_seconds", tolerance("48 hours, Shopify's retry period"))],
+                &[(
+                    "tolerance_seconds",
+                    tolerance("48 hours, Shopify's retry period"),
+                )],
                 &[],
             ),
         ),
@@ -161,7 +167,7 @@ fn mappings() -> Vec<(&'static str, Value)> {
                         "won_stage",
                         nullable(described(
                             json!({"anyOf": [not_blank(), stages]}),
-                            "the deal stage (or one per pipeline) that means won; default `closedwon`",
+                            "the deal stage (or one per pipeline) meaning won; default `closedwon`",
                         )),
                     ),
                     ("amount_property", name("amount")),
@@ -341,7 +347,8 @@ pub fn paths() -> Vec<(&'static str, Value)> {
         (
             "/api/v1/integrations/{id}",
             json!({
-                "get": op("Get an integration (admin)", &int, None, "200", schema_ref("Integration")),
+                "get": op("Get an integration (admin)", &int, None, "200",
+                    schema_ref("Integration")),
                 "patch": op("Change an integration's secret or mapping (admin)", &int,
                     Some(schema_ref("IntegrationUpdate")), "200", schema_ref("Integration")),
                 "delete": deleted,

@@ -9,7 +9,9 @@
 //! schema.
 
 use serde_json::{json, Map, Value};
-use tribute_core::webhook::{EventKind, PAYLOAD_VERSION};
+use tribute_core::webhook::{
+    EventKind, DISABLE_AFTER, MAX_RETRY_AFTER, PAYLOAD_VERSION, RETRY_SCHEDULE,
+};
 
 use super::schema::{
     array, described, id, int, nullable, object, one_of_strings, param, pattern, schema_ref,
@@ -262,6 +264,30 @@ fn signature_headers() -> Vec<Value> {
     ]
 }
 
+/// `300` → `5 min`: a duration of the retry schedule, for people.
+fn humanize(secs: u64) -> String {
+    match secs {
+        s if s >= 2 * 86400 && s % 86400 == 0 => format!("{} days", s / 86400),
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+/// What happens to a message that is not received, from the sender's
+/// settings (`tribute_core::webhook::RetryPolicy`).
+fn retries() -> String {
+    let delays: Vec<String> = RETRY_SCHEDULE.iter().map(|s| humanize(*s)).collect();
+    format!(
+        "anything else, or no answer within {}, is tried again after {} (each ±20 %, never \
+         sooner than a `Retry-After` of up to {}); an endpoint failing for {} is disabled",
+        humanize(crate::WebhookSettings::default().timeout.as_secs()),
+        delays.join(", "),
+        humanize(MAX_RETRY_AFTER.as_secs()),
+        humanize(DISABLE_AFTER.as_secs()),
+    )
+}
+
 /// The top-level `webhooks` object: one `POST` per event Tribute sends.
 pub fn catalogue() -> Value {
     let mut out = Map::new();
@@ -272,17 +298,17 @@ pub fn catalogue() -> Value {
             json!({"post": {
                 "summary": about,
                 "operationId": format!("webhook.{}", kind.as_str()),
+                // Signed, not authenticated: Tribute sends no key.
+                "security": [],
                 "parameters": signature_headers(),
                 "requestBody": {"required": true, "content": {"application/json": {
                     "schema": schema_ref(&envelope_name(kind)),
                 }}},
                 "responses": {
                     "2XX": {"description": "received: the delivery is done"},
-                    "410": {"description": "gone: the endpoint is disabled at once, and no more is sent"},
-                    "default": {"description": "anything else, or no answer within 15 s, is tried \
-                        again after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h (±20 %, \
-                        never sooner than a `Retry-After` of up to a day); an endpoint failing for \
-                        5 days is disabled"},
+                    "410": {"description": "gone: the endpoint is disabled at once, and no \
+                        more is sent"},
+                    "default": {"description": retries()},
                 },
             }}),
         );

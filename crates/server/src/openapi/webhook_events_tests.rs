@@ -241,3 +241,14 @@ fn envelope_names_are_pascal_case_of_the_event_names() {
         "PartnerTierChangedEvent"
     );
 }
+
+#[test]
+fn the_documented_retry_schedule_is_the_senders() {
+    let text = retries();
+    assert!(text.contains("within 15 s"), "{text}");
+    assert!(
+        text.contains("after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h"),
+        "{text}"
+    );
+    assert!(text.contains("failing for 5 days"), "{text}");
+}

@@ -52,7 +52,10 @@ fn secret() -> Value {
 fn url() -> Value {
     described(
         pattern(
-            r"^https?://[a-z][a-z0-9]{0,20}(\.[a-z][a-z0-9]{0,20}){1,4}(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]{0,100})?$",
+            concat!(
+                r"^https?://[a-z][a-z0-9]{0,20}(\.[a-z][a-z0-9]{0,20}){1,4}",
+                r"(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]{0,100})?$",
+            ),
             2000,
         ),
         "an http(s) URL without credentials; an address that is private, loopback or \
@@ -235,9 +238,11 @@ pub fn paths() -> Vec<(&'static str, Value)> {
         (
             "/api/v1/webhook-endpoints/{id}",
             json!({
-                "get": op("Get an endpoint (admin)", &ep, None, "200", schema_ref("WebhookEndpoint")),
+                "get": op("Get an endpoint (admin)", &ep, None, "200",
+                    schema_ref("WebhookEndpoint")),
                 "patch": op("Change an endpoint, pause it or enable it again (admin)", &ep,
-                    Some(schema_ref("WebhookEndpointUpdate")), "200", schema_ref("WebhookEndpoint")),
+                    Some(schema_ref("WebhookEndpointUpdate")), "200",
+                    schema_ref("WebhookEndpoint")),
                 "delete": deleted,
             }),
         ),
