@@ -205,6 +205,22 @@ pub(crate) trait Db: Send {
         sql: &'a str,
         args: Vec<Arg<'a>>,
     ) -> BoxFuture<'a, Result<Vec<Row>, DbError>>;
+    /// What this write transaction has read and may read again without
+    /// asking: only SQLite's native writer has one, as it holds SQLite's
+    /// write lock for the whole transaction, so nothing it read can change
+    /// under it.
+    fn memo(&mut self) -> Option<&mut WriteMemo> {
+        None
+    }
+}
+
+/// Reads kept for the length of one write transaction on SQLite's native
+/// writer (a group of conversions or a batch of events): each program's
+/// enabled webhook endpoints, read once per group instead of twice per
+/// conversion.
+#[derive(Debug, Default)]
+pub(crate) struct WriteMemo {
+    pub endpoints: std::collections::HashMap<String, Vec<Row>>,
 }
 
 /// The first row of a query, if any.
@@ -310,8 +326,20 @@ impl Db for Transaction<'_, Any> {
     }
 }
 
-/// SQLite's native writer connection, on the thread that holds it.
-pub(crate) struct Native<'c>(pub &'c mut rusqlite::Connection);
+/// SQLite's native writer connection, on the thread that holds it, with
+/// the memo of its write transaction when it has one.
+pub(crate) struct Native<'c>(
+    pub &'c mut rusqlite::Connection,
+    pub Option<&'c mut WriteMemo>,
+);
+
+#[cfg(test)]
+impl<'c> Native<'c> {
+    /// The connection without a memo.
+    pub fn new(conn: &'c mut rusqlite::Connection) -> Self {
+        Self(conn, None)
+    }
+}
 
 impl Native<'_> {
     /// Prepare (cached) and bind: `$n` is the n-th argument wherever it
@@ -338,6 +366,10 @@ impl Native<'_> {
 }
 
 impl Db for Native<'_> {
+    fn memo(&mut self) -> Option<&mut WriteMemo> {
+        self.1.as_deref_mut()
+    }
+
     fn execute<'a>(
         &'a mut self,
         sql: &'a str,
@@ -401,7 +433,7 @@ mod tests {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (a INTEGER, b TEXT, c INTEGER)")
             .unwrap();
-        let mut db = Native(&mut conn);
+        let mut db = Native::new(&mut conn);
         let changed = ready_now(db.execute(
             "INSERT INTO t (a, b, c) VALUES ($2, $1, $2)",
             vec![Arg::Text("x"), Arg::Int(7)],
@@ -434,7 +466,7 @@ mod tests {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY)")
             .unwrap();
-        let mut db = Native(&mut conn);
+        let mut db = Native::new(&mut conn);
         let insert = |db: &mut Native<'_>| {
             ready_now(db.execute("INSERT INTO t (id) VALUES ($1)", vec![Arg::Text("a")])).unwrap()
         };

@@ -17,7 +17,7 @@
 
 use chrono::{DateTime, Utc};
 use tribute_core::ids::{AttemptId, MessageId, ProgramId, WebhookDeliveryId, WebhookEndpointId};
-use tribute_core::webhook::{Envelope, EventFilter, EventKind};
+use tribute_core::webhook::{EventFilter, EventKind, PAYLOAD_VERSION};
 
 use crate::db::{Arg, Db, DbContext};
 use crate::sql::{multi_row_insert, Params, INSERT_ROWS};
@@ -31,17 +31,18 @@ use crate::{from_ms, to_ms, Backend, Context, Result, Store, StoreError};
 pub(crate) struct Pending {
     pub kind: EventKind,
     pub owner: serde_json::Value,
-    pub partners: Vec<(String, serde_json::Value)>,
+    /// Each partner who sees it, with their own payload (`None`: the
+    /// owner's).
+    pub partners: Vec<(String, Option<serde_json::Value>)>,
 }
 
 impl Pending {
     /// An event the owner and the partner it concerns see alike.
     pub fn shared<T: serde::Serialize>(kind: EventKind, partner: &str, data: &T) -> Self {
-        let v = serde_json::to_value(data).expect("event data serializes");
         Self {
             kind,
-            owner: v.clone(),
-            partners: vec![(partner.to_owned(), v)],
+            owner: serde_json::to_value(data).expect("event data serializes"),
+            partners: vec![(partner.to_owned(), None)],
         }
     }
 
@@ -93,15 +94,28 @@ pub(crate) async fn emit<F>(
 where
     F: FnOnce(&str) -> Vec<Pending>,
 {
-    let endpoints = db
-        .fetch(
-            "SELECT e.id, e.events, e.partner_id, p.currency FROM webhook_endpoints e \
-             JOIN programs p ON p.id = e.program_id \
-             WHERE e.program_id = $1 AND e.enabled = 1",
-            vec![program.as_str().into()],
-        )
-        .await
-        .context("finding the program's webhook endpoints")?;
+    let remembered = db
+        .memo()
+        .and_then(|m| m.endpoints.get(program.as_str()).cloned());
+    let endpoints = match remembered {
+        Some(rows) => rows,
+        None => {
+            let rows = db
+                .fetch(
+                    "SELECT e.id, e.events, e.partner_id, p.currency FROM webhook_endpoints e \
+                     JOIN programs p ON p.id = e.program_id \
+                     WHERE e.program_id = $1 AND e.enabled = 1",
+                    vec![program.as_str().into()],
+                )
+                .await
+                .context("finding the program's webhook endpoints")?;
+            if let Some(m) = db.memo() {
+                m.endpoints
+                    .insert(program.as_str().to_owned(), rows.clone());
+            }
+            rows
+        }
+    };
     let Some(first) = endpoints.first() else {
         return Ok(());
     };
@@ -128,7 +142,10 @@ where
                             Some((_, m, b)) => (m.clone(), b.clone()),
                             None => {
                                 let m = MessageId::generate_ordered(ms).as_str().to_owned();
-                                let b = body(event.kind, at, data);
+                                let b = match data {
+                                    Some(own) => body(event.kind, at, own),
+                                    None => owner_body.clone(),
+                                };
                                 partner_msgs.push((partner.to_owned(), m.clone(), b.clone()));
                                 (m, b)
                             }
@@ -170,8 +187,24 @@ where
     Ok(())
 }
 
+/// A message's body: the envelope of [`tribute_core::webhook::Envelope`],
+/// written without copying `data`.
 fn body(kind: EventKind, at: DateTime<Utc>, data: &serde_json::Value) -> String {
-    serde_json::to_string(&Envelope::new(kind, at, data)).expect("an envelope serializes")
+    #[derive(serde::Serialize)]
+    struct Borrowed<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        version: u32,
+        timestamp: DateTime<Utc>,
+        data: &'a serde_json::Value,
+    }
+    serde_json::to_string(&Borrowed {
+        kind: kind.as_str(),
+        version: PAYLOAD_VERSION,
+        timestamp: at,
+        data,
+    })
+    .expect("an envelope serializes")
 }
 
 /// A delivery claimed for one attempt.

@@ -27,7 +27,7 @@ use tribute_core::ids::PersonId;
 use tribute_core::tracking::Conversion;
 
 use crate::conversions::{conversion_by_keys_in, credits_in, insert_conversion_in, Credit};
-use crate::db::{ready_now, Db, Native};
+use crate::db::{ready_now, Db, Native, WriteMemo};
 use crate::identity::{resolve_journey_in, Journey};
 use crate::outbox::{emit, Pending};
 use crate::sqlite_batch::{in_write_transaction, SqliteBatchWriter};
@@ -141,7 +141,7 @@ fn conversion_created(c: &Conversion, credits: &[Credit]) -> Pending {
         owner: value(data(credits.iter().map(credit).collect())),
         partners: credits
             .iter()
-            .map(|cr| (cr.partner_id.clone(), value(data(vec![credit(cr)]))))
+            .map(|cr| (cr.partner_id.clone(), Some(value(data(vec![credit(cr)])))))
             .collect(),
     }
 }
@@ -328,8 +328,9 @@ fn sqlite(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
 /// that only the one at fault is undone.
 fn write_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> Result<()> {
     let clean = in_write_transaction(conn, |conn| {
+        let mut memo = WriteMemo::default();
         for job in batch.iter_mut() {
-            if run_native(conn, job.as_mut()) == Ran::Failed {
+            if run_native(conn, &mut memo, job.as_mut()) == Ran::Failed {
                 return Ok(None);
             }
         }
@@ -339,10 +340,11 @@ fn write_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> Result<()> 
         return Ok(());
     }
     in_write_transaction(conn, |conn| {
+        let mut memo = WriteMemo::default();
         for job in batch.iter_mut() {
             conn.execute_batch("SAVEPOINT conversion")
                 .map_err(sqlite("starting a conversion's savepoint"))?;
-            let end = match run_native(conn, job.as_mut()) {
+            let end = match run_native(conn, &mut memo, job.as_mut()) {
                 Ran::Kept | Ran::Untouched => "RELEASE conversion",
                 Ran::Failed => "ROLLBACK TO conversion; RELEASE conversion",
             };
@@ -357,8 +359,8 @@ fn write_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> Result<()> 
 /// Run a job on the native connection. Every statement of its path is
 /// native, so it finishes in one poll; if it ever waited on anything else,
 /// it counts as failed (and is rolled back), never as written.
-fn run_native(conn: &mut Connection, job: &mut dyn Job) -> Ran {
-    ready_now(job.run(&mut Native(conn))).unwrap_or_else(|| {
+fn run_native(conn: &mut Connection, memo: &mut WriteMemo, job: &mut dyn Job) -> Ran {
+    ready_now(job.run(&mut Native(conn, Some(memo)))).unwrap_or_else(|| {
         tracing::error!("a conversion's write waited on something other than SQLite");
         Ran::Failed
     })

@@ -19,7 +19,7 @@ use tribute_core::click::{epoch_day, Click};
 use tribute_core::tracking::Event;
 
 use crate::clicks::{ua_id, CLICK_COLUMNS, SKIP_EXISTING_ID, USER_AGENT_COLUMNS};
-use crate::db::{ready_now, Native};
+use crate::db::{ready_now, Native, WriteMemo};
 use crate::events::linking;
 use crate::events::{EVENT_COLUMNS, EVENT_CONFLICT};
 use crate::health::{check, SharedIdentity};
@@ -259,13 +259,13 @@ fn insert_and_stitch(conn: &mut Connection, events: &[Event]) -> Result<BTreeSet
     let linking = linking(events);
     if !linking.is_empty() {
         // The stitching statements are native here: the future is ready at once.
-        ready_now(stitch_events(&mut Native(conn), Backend::Sqlite, &linking)).unwrap_or_else(
-            || {
-                Err(StoreError::Unavailable(
-                    "stitching waited on something other than SQLite".to_owned(),
-                ))
-            },
-        )?;
+        let mut memo = WriteMemo::default();
+        let mut db = Native(conn, Some(&mut memo));
+        ready_now(stitch_events(&mut db, Backend::Sqlite, &linking)).unwrap_or_else(|| {
+            Err(StoreError::Unavailable(
+                "stitching waited on something other than SQLite".to_owned(),
+            ))
+        })?;
     }
     Ok(inserted)
 }

@@ -88,7 +88,7 @@ CREATE TABLE webhook_deliveries (
     created_at      BIGINT NOT NULL,
     last_attempt_at BIGINT,
     delivered_at    BIGINT
-);
+) WITHOUT ROWID; -- keyed by id alone: one B-tree less to write per message, in the conversion's transaction
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, id);
 
