@@ -159,12 +159,15 @@ pub struct Guard {
     pub filter: Filter,
 }
 
-/// The ingestion endpoints: every way in that writes.
+/// The ingestion endpoints: every way in that writes, inbound webhooks
+/// included (a provider that meets the limit gets 429 and retries later,
+/// as Stripe, Shopify and HubSpot do).
 pub fn ingestion(method: &Method, path: &str) -> bool {
     match path {
         "/postback" => true,
         "/collect" => method == Method::POST,
         "/api/v1/conversions" | "/api/v1/events" => method == Method::POST,
+        p if p.starts_with("/hooks/") => method == Method::POST,
         p => p.starts_with("/v1/"),
     }
 }
@@ -234,5 +237,6 @@ mod tests {
         assert!(!ingestion(&Method::GET, "/collect/config"));
         assert!(!ingestion(&Method::GET, "/t.js"));
         assert!(!ingestion(&Method::GET, "/api/v1/programs"));
+        assert!(ingestion(&Method::POST, "/hooks/stripe/int_x"));
     }
 }
