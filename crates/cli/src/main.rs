@@ -83,6 +83,10 @@ struct ServeArgs {
     /// other nodes sharing the database send).
     #[arg(long, env = "TRIBUTE_WEBHOOK_SENDER", default_value_t = true, action = clap::ArgAction::Set)]
     webhook_sender: bool,
+    /// Days to keep delivered and failed webhook messages and inbound
+    /// delivery bodies (personal data in providers' payloads goes with them).
+    #[arg(long, env = "TRIBUTE_WEBHOOK_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    webhook_retention_days: u64,
 }
 
 /// A retry scale: a positive number no larger than 1.
@@ -273,6 +277,7 @@ async fn serve(store: Store, listener: TcpListener, args: &ServeArgs) -> anyhow:
                 scale: args.webhook_retry_scale,
             },
             send: args.webhook_sender,
+            retention: std::time::Duration::from_secs(args.webhook_retention_days * 24 * 3600),
             ..WebhookSettings::default()
         },
         ..ServerConfig::default()

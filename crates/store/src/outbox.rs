@@ -388,6 +388,48 @@ impl Store {
         Ok(held)
     }
 
+    /// Forget what is past `before`: delivered and failed deliveries made
+    /// before it, with their attempts, and the bodies of inbound
+    /// deliveries received before it (their log rows stay). At most
+    /// `limit` deliveries a call, so a large backlog is pruned in short
+    /// transactions. Returns the deliveries and inbound bodies removed.
+    #[tracing::instrument(skip(self))]
+    pub async fn prune_webhooks(&self, before: DateTime<Utc>, limit: i64) -> Result<(u64, u64)> {
+        let mut tx = self.begin_write().await.context("starting a prune")?;
+        let old = "SELECT id FROM webhook_deliveries WHERE status IN ('delivered', 'failed') \
+                   AND created_at < $1 ORDER BY created_at LIMIT $2";
+        sqlx::query(&format!(
+            "DELETE FROM webhook_attempts WHERE delivery_id IN ({old})"
+        ))
+        .bind(to_ms(before))
+        .bind(limit)
+        .execute(&mut *tx)
+        .await
+        .context("pruning attempts")?;
+        let deliveries = sqlx::query(&format!(
+            "DELETE FROM webhook_deliveries WHERE id IN ({old})"
+        ))
+        .bind(to_ms(before))
+        .bind(limit)
+        .execute(&mut *tx)
+        .await
+        .context("pruning deliveries")?
+        .rows_affected();
+        let bodies = sqlx::query(
+            "UPDATE inbound_deliveries SET body = NULL WHERE id IN (SELECT id FROM \
+             inbound_deliveries WHERE body IS NOT NULL AND received_at < $1 \
+             AND status <> 'processing' ORDER BY received_at LIMIT $2)",
+        )
+        .bind(to_ms(before))
+        .bind(limit)
+        .execute(&mut *tx)
+        .await
+        .context("pruning inbound bodies")?
+        .rows_affected();
+        tx.commit().await.context("committing a prune")?;
+        Ok((deliveries, bodies))
+    }
+
     /// Send a delivery again now, with the same `webhook-id` (by hand). A
     /// delivery whose endpoint is disabled waits until it is enabled.
     #[tracing::instrument(skip(self))]

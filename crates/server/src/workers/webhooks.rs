@@ -46,6 +46,9 @@ pub struct WebhookSettings {
     /// Whether this node sends (`TRIBUTE_WEBHOOK_SENDER`). Every node
     /// enqueues; with several nodes, some may leave sending to others.
     pub send: bool,
+    /// How long delivered and failed messages (with their attempts) and
+    /// inbound delivery bodies are kept (`TRIBUTE_WEBHOOK_RETENTION_DAYS`).
+    pub retention: Duration,
 }
 
 impl Default for WebhookSettings {
@@ -57,6 +60,7 @@ impl Default for WebhookSettings {
             concurrency: 32,
             timeout: Duration::from_secs(15),
             send: true,
+            retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -126,6 +130,9 @@ struct Finished {
     endpoint: Arc<StoredEndpoint>,
 }
 
+/// How often a node prunes what is past its retention.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
 /// The most attempts recorded in one transaction.
 const RECORD_BATCH: usize = 256;
 
@@ -147,6 +154,7 @@ pub fn spawn(store: Store, settings: WebhookSettings, mut stop: watch::Receiver<
             settings,
         });
         let recorder = tokio::spawn(record(sender.clone(), finished));
+        let mut pruned_at: Option<Instant> = None;
         let slots = Arc::new(Semaphore::new(sender.settings.concurrency));
         loop {
             if *stop.borrow() {
@@ -160,6 +168,10 @@ pub fn spawn(store: Store, settings: WebhookSettings, mut stop: watch::Receiver<
                     _ = stop.wait_for(|s| *s) => break,
                 }
                 continue;
+            }
+            if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                pruned_at = Some(Instant::now());
+                sender.prune().await;
             }
             let now = Utc::now();
             let lease = now
@@ -223,6 +235,30 @@ async fn record(sender: Arc<Sender>, mut finished: mpsc::Receiver<Finished>) {
 }
 
 impl Sender {
+    /// Remove delivered and failed messages and inbound bodies past their
+    /// retention, in short transactions; failures wait for the next round.
+    async fn prune(&self) {
+        let Ok(keep) = chrono::Duration::from_std(self.settings.retention) else {
+            return;
+        };
+        let before = Utc::now() - keep;
+        loop {
+            match self.store.prune_webhooks(before, 1000).await {
+                Ok((d, b)) if d + b > 0 => {
+                    tracing::info!(deliveries = d, bodies = b, "pruned webhook history");
+                    if d < 1000 && b < 1000 {
+                        return;
+                    }
+                }
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::error!(error = ?e, "pruning webhook history failed");
+                    return;
+                }
+            }
+        }
+    }
+
     async fn endpoint(&self, id: &WebhookEndpointId) -> Option<Arc<StoredEndpoint>> {
         if let Some(e) = self.endpoints.get(id) {
             return Some(e);
