@@ -11,6 +11,7 @@ pub mod commission;
 pub mod conversion;
 pub mod coupon;
 pub mod error;
+pub mod fraud;
 pub mod fx;
 pub mod identity;
 pub mod ids;
