@@ -14,6 +14,8 @@
 
 #[allow(unused_macros)]
 mod common;
+#[path = "hooks/mod.rs"]
+mod hooks;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -85,6 +87,35 @@ async fn fixture(app: &TestApp, as_partner: bool) -> (String, Value) {
         .await
         .ok(201)
         .clone();
+    // A webhook endpoint with a public URL (its attempts fail: the name
+    // does not resolve here), made before the conversion and the payout
+    // so its delivery log has messages; the run may change it.
+    let endpoint = app
+        .post(
+            "/webhook-endpoints",
+            &app.admin_key,
+            &json!({"program_id": program, "url": "https://hooks.example.com/tribute",
+                    "events": ["conversion.created", "payout.paid", "partner.created"]}),
+        )
+        .await
+        .ok(201)
+        .clone();
+    // A generic integration with a valid mapping and one delivery in its
+    // log, sent to its hook signed as its mapping says.
+    let integration = app
+        .post(
+            "/integrations",
+            &app.admin_key,
+            &json!({"program_id": program, "kind": "generic",
+                    "secret": "schemathesis-signing-secret",
+                    "mapping": {"external_id": "/id", "value": "/amount",
+                                "currency": "/currency", "email": "/email"}}),
+        )
+        .await
+        .ok(201)
+        .clone();
+    let currency = str_of(&seed.program, "currency");
+    let inbound = inbound_delivery(app, str_of(&integration, "id"), currency).await;
     // Credited to alice through her coupon, so her key may read it too.
     let conversion = app
         .post(
@@ -119,6 +150,16 @@ async fn fixture(app: &TestApp, as_partner: bool) -> (String, Value) {
         .await
         .ok(201)
         .clone();
+    let webhook_delivery = app
+        .get(
+            &format!("/webhook-endpoints/{}/deliveries", str_of(&endpoint, "id")),
+            &app.admin_key,
+        )
+        .await
+        .ok(200)["data"][0]["id"]
+        .as_str()
+        .expect("the endpoint's first delivery")
+        .to_owned();
     let key = if as_partner {
         seed.alice.key.clone()
     } else {
@@ -137,8 +178,26 @@ async fn fixture(app: &TestApp, as_partner: bool) -> (String, Value) {
         "coupon_id": str_of(&coupon, "id"),
         "conversion_id": str_of(&conversion, "id"),
         "payout_id": str_of(&payout, "id"),
+        "webhook_endpoint_id": str_of(&endpoint, "id"),
+        "webhook_delivery_id": webhook_delivery,
+        "integration_id": str_of(&integration, "id"),
+        "inbound_delivery_id": inbound,
     });
     (key, fixture)
+}
+
+/// Send one signed delivery to the generic integration `id` (its mapping
+/// is the fixture's: an HMAC-SHA256 of the body in `x-signature`), and
+/// return its id in the integration's log.
+async fn inbound_delivery(app: &TestApp, id: &str, currency: &str) -> String {
+    let body = json!({"id": "hook-order-1", "amount": 1500, "currency": currency,
+                      "email": "hook@example.com"})
+    .to_string();
+    let mac = hooks::hmac_sha256(b"schemathesis-signing-secret", &[body.as_bytes()]);
+    let signature = [("x-signature".to_owned(), hex::encode(mac))];
+    let path = format!("/hooks/generic/{id}");
+    let answer = hooks::deliver(app, &path, &body, &signature).await;
+    str_of(answer.ok(200), "delivery_id").to_owned()
 }
 
 /// Run schemathesis against `app` with `key`; panic with its report unless

@@ -31,6 +31,14 @@ PATH_IDS = {
     "/api/v1/coupons/": FIXTURE["coupon_id"],
     "/api/v1/conversions/": FIXTURE["conversion_id"],
     "/api/v1/payouts/": FIXTURE["payout_id"],
+    "/api/v1/webhook-endpoints/": FIXTURE["webhook_endpoint_id"],
+    "/api/v1/webhook-deliveries/": FIXTURE["webhook_delivery_id"],
+    "/api/v1/integrations/": FIXTURE["integration_id"],
+}
+
+# Other path parameters naming a record, by parameter and collection.
+PATH_OTHER_IDS = {
+    ("delivery_id", "/api/v1/integrations/"): FIXTURE["inbound_delivery_id"],
 }
 
 
@@ -113,6 +121,12 @@ def well_formed_id(value, existing):
     return isinstance(value, str) and re.fullmatch(kind + r"_[A-Za-z0-9]{1,64}", value)
 
 
+def unknown_id(existing):
+    """A well-formed id of the same kind and length as `existing` that names nothing."""
+    kind = existing.split("_", 1)[0]
+    return kind + "_" + "0" * (len(existing) - len(kind) - 1)
+
+
 @schemathesis.hook
 def before_call(ctx, case, kwargs):
     path = case.operation.path
@@ -120,11 +134,24 @@ def before_call(ctx, case, kwargs):
     # Any well-formed path id, whatever the case (the stateful phase also
     # takes ids from earlier answers), goes to a record the run may change:
     # a case that is invalid elsewhere may still be accepted, and must not
-    # wipe the seeded program's allowed domains.
-    if isinstance(case.path_parameters, dict) and "id" in case.path_parameters:
+    # wipe the seeded program's allowed domains. A DELETE never reaches
+    # those records, so they stay for the whole run: it keeps its own id, or
+    # gets an unknown one where an earlier answer gave it theirs. The hook
+    # URL (`/hooks/{kind}/{id}`) is left alone: its optional signature
+    # headers come empty, and the fixture's integration is not for it.
+    if isinstance(case.path_parameters, dict):
+        params = case.path_parameters
         for prefix, existing in PATH_IDS.items():
-            if path.startswith(prefix) and well_formed_id(case.path_parameters["id"], existing):
-                case.path_parameters["id"] = existing
+            if "id" not in params or not path.startswith(prefix):
+                continue
+            if method == "DELETE":
+                if params["id"] == existing:
+                    params["id"] = unknown_id(existing)
+            elif well_formed_id(params["id"], existing):
+                params["id"] = existing
+        for (name, prefix), existing in PATH_OTHER_IDS.items():
+            if name in params and path.startswith(prefix) and well_formed_id(params[name], existing):
+                params[name] = existing
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
         return
