@@ -268,10 +268,18 @@ impl FraudConfig {
         if !(self.outlier_z.is_finite() && (1.0..=20.0).contains(&self.outlier_z)) {
             return Err(FieldError::new("outlier_z", "must be between 1 and 20"));
         }
-        if self.duplicate_conversion_hours > 24 * 365 || self.duplicate_click_seconds > 86_400 {
+        if self.duplicate_conversion_hours > 24 * 365 {
             return Err(FieldError::new(
                 "duplicate_conversion_hours",
-                "windows are at most a year (conversions) and a day (clicks)",
+                "must be at most a year (8760 hours)",
+            ));
+        }
+        // The click counters remember a visitor's last click on a link for
+        // an hour (`clicks::Velocity`).
+        if self.duplicate_click_seconds > 3_600 {
+            return Err(FieldError::new(
+                "duplicate_click_seconds",
+                "must be at most an hour (3600 seconds)",
             ));
         }
         Ok(())
