@@ -380,8 +380,8 @@ impl Outcome {
 /// Whether Tribute may send to `ip`: a public unicast address. Private,
 /// loopback, link-local (cloud metadata at 169.254.169.254), shared
 /// (100.64/10), unspecified, multicast, documentation and benchmarking
-/// ranges are refused, as are IPv6 unique-local and IPv4-mapped forms of
-/// any of those (SSRF).
+/// ranges are refused, as are IPv4-mapped forms of any of those and every
+/// IPv6 address outside global unicast (SSRF).
 pub fn is_public_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -410,15 +410,20 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a >= 240)
 }
 
+/// Only global unicast (2000::/3) is public. Everything else is reserved,
+/// local or special: loopback, unspecified, IPv4-compatible (`::a.b.c.d`)
+/// and IPv4-translated forms, NAT64 (64:ff9b::/96, 64:ff9b:1::/48),
+/// discard (100::/64), unique-local, link- and site-local, multicast.
+/// Within 2000::/3, the forms that carry an IPv4 address a relay may
+/// reach (6to4 2002::/16, Teredo 2001::/32) and documentation ranges are
+/// refused too.
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    !(ip.is_loopback()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
-        || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
-        || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
-        || first == 0x0064 && ip.segments()[1] == 0xff9b) // NAT64 of anything
+    let [first, second, ..] = ip.segments();
+    (first & 0xe000) == 0x2000
+        && !(first == 0x2002 // 6to4
+            || (first == 0x2001 && second == 0x0000) // Teredo
+            || (first == 0x2001 && second == 0x0db8) // documentation
+            || (first & 0xfff0) == 0x3ff0) // documentation (3fff::/20)
 }
 
 /// Check an endpoint URL when the owner saves it: `http` or `https`, a

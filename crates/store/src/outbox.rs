@@ -292,8 +292,8 @@ impl Store {
 
     /// Record an attempt's result and move the delivery on, if `owner`
     /// still holds its lease for this attempt (else another node took it
-    /// over and only the attempt is logged). Returns whether the lease was
-    /// still held.
+    /// over and only the attempt is logged, or nothing when the delivery
+    /// was deleted meanwhile). Returns whether the lease was still held.
     #[tracing::instrument(skip(self, d, r), fields(delivery = %d.id, attempt = d.attempt))]
     pub async fn finish_attempt(
         &self,
@@ -324,7 +324,12 @@ impl Store {
             .begin_write()
             .await
             .context("starting an attempt's record")?;
+        let key_lock = match self.backend() {
+            Backend::Postgres => "FOR KEY SHARE",
+            Backend::Sqlite => "",
+        };
         let mut held = Vec::with_capacity(done.len());
+        let mut logged = Vec::with_capacity(done.len());
         for (d, r) in done {
             let ended = r.started_at + chrono::Duration::milliseconds(r.duration_ms);
             let status = if r.delivered {
@@ -352,14 +357,30 @@ impl Store {
             .context("moving a delivery on")?
             .rows_affected()
                 == 1;
+            // Without its lease the attempt is still logged, unless its
+            // delivery is gone (its endpoint was deleted mid-attempt): a
+            // row naming it would fail the whole batch's transaction. The
+            // row found is locked against deletion until the log is in.
+            let exists = kept
+                || sqlx::query_as::<_, (String,)>(&format!(
+                    "SELECT id FROM webhook_deliveries WHERE id = $1 {key_lock}"
+                ))
+                .bind(d.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .context("finding a delivery")?
+                .is_some();
             held.push(kept);
+            logged.push(exists);
         }
-        for chunk in done
+        let logs: Vec<_> = done
             .iter()
             .zip(&held)
-            .collect::<Vec<_>>()
-            .chunks(INSERT_ROWS)
-        {
+            .zip(&logged)
+            .filter(|(_, exists)| **exists)
+            .map(|(attempt, _)| attempt)
+            .collect();
+        for chunk in logs.chunks(INSERT_ROWS) {
             let sql = multi_row_insert(
                 "webhook_attempts",
                 &ATTEMPT_COLUMNS,
@@ -376,8 +397,8 @@ impl Store {
                     .bind(to_ms(r.started_at))
                     .bind(r.duration_ms)
                     .bind(r.status_code.map(i64::from))
-                    .bind(r.error.as_deref())
-                    .bind(r.response.as_deref())
+                    .bind(r.error.as_deref().map(storable))
+                    .bind(r.response.as_deref().map(storable))
                     .bind(r.next_attempt_at.filter(|_| **kept).map(to_ms));
             }
             q.execute(&mut *tx).await.context("logging attempts")?;
@@ -448,4 +469,11 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A receiver's text as stored: PostgreSQL text holds no NUL, so each is
+/// kept as U+FFFD (an answer may hold any bytes; one NUL must not fail the
+/// batch of attempts recorded with it).
+fn storable(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
 }

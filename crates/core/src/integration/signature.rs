@@ -108,11 +108,39 @@ pub fn verify(
     if secret.is_empty() {
         return Err(VerifyError::Mismatch);
     }
-    match kind {
+    let verified = match kind {
         IntegrationKind::Stripe => stripe(secret, req, now),
         IntegrationKind::Shopify => shopify(secret, settings, req, now),
         IntegrationKind::Hubspot => hubspot(secret, req, now),
         IntegrationKind::Generic => generic(secret, settings, req, now),
+    }?;
+    Ok(Verified {
+        delivery_id: bounded_id(verified.delivery_id),
+    })
+}
+
+/// The longest provider id kept as given.
+const MAX_DELIVERY_ID: usize = 200;
+
+/// A provider id as the delivery log keys it: as given, unless it is longer
+/// than [`MAX_DELIVERY_ID`] bytes (a header may be any length; PostgreSQL
+/// cannot index a long one) or holds a control character (its text holds
+/// no NUL), when its digest names it instead, as uniquely.
+fn bounded_id(id: String) -> String {
+    if id.len() <= MAX_DELIVERY_ID && !id.chars().any(char::is_control) {
+        return id;
+    }
+    format!("sha256:{}", hex_sha256(&[id.as_bytes()]))
+}
+
+/// A header value quoted in an error: its first 40 characters, so an
+/// error (answered, and logged for a rejected delivery) stays short
+/// whatever was sent.
+fn quoted(v: &str) -> String {
+    const MAX: usize = 40;
+    match v.char_indices().nth(MAX) {
+        None => v.to_owned(),
+        Some((end, _)) => format!("{}…", &v[..end]),
     }
 }
 
@@ -186,7 +214,10 @@ fn stripe(secret: &str, req: &InboundRequest, now: DateTime<Utc>) -> Result<Veri
         match k.trim() {
             "t" => {
                 let secs: i64 = v.trim().parse().map_err(|_| {
-                    VerifyError::Malformed(format!("stripe-signature t=`{v}` is not a Unix time"))
+                    VerifyError::Malformed(format!(
+                        "stripe-signature t=`{}` is not a Unix time",
+                        quoted(v)
+                    ))
                 })?;
                 t = Some((secs, v.trim()));
             }
@@ -239,7 +270,8 @@ fn shopify(
         .map_err(|_| VerifyError::Malformed("x-shopify-hmac-sha256 is not base64".into()))?;
     let at = DateTime::parse_from_rfc3339(triggered).map_err(|_| {
         VerifyError::Malformed(format!(
-            "x-shopify-triggered-at `{triggered}` is not an RFC 3339 time"
+            "x-shopify-triggered-at `{}` is not an RFC 3339 time",
+            quoted(triggered)
         ))
     })?;
     if !matches(&mac(secret, &[req.body]), &tag) {
@@ -294,7 +326,8 @@ fn hubspot(
         .ok_or(VerifyError::Missing("x-hubspot-request-timestamp"))?;
     let millis: i64 = timestamp.parse().map_err(|_| {
         VerifyError::Malformed(format!(
-            "x-hubspot-request-timestamp `{timestamp}` is not Unix milliseconds"
+            "x-hubspot-request-timestamp `{}` is not Unix milliseconds",
+            quoted(timestamp)
         ))
     })?;
     let tag = STANDARD
@@ -376,7 +409,10 @@ fn generic(
                 .header(&name)
                 .ok_or(VerifyError::Missing("timestamp_header"))?;
             let secs: i64 = text.parse().map_err(|_| {
-                VerifyError::Malformed(format!("the timestamp `{text}` is not Unix seconds"))
+                VerifyError::Malformed(format!(
+                    "the timestamp `{}` is not Unix seconds",
+                    quoted(text)
+                ))
             })?;
             Some((secs, text))
         }

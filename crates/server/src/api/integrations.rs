@@ -277,6 +277,16 @@ async fn retry(
             message: "this delivery's signature did not verify: there is nothing to process".into(),
         });
     }
+    // Processing nothing would record the delivery as failed over what it
+    // did, so a delivery past its retention is left as it is.
+    if logged.body.is_none() {
+        return Err(ApiError::Conflict {
+            field: "delivery_id".into(),
+            message: "this delivery's body is no longer kept (past the webhook retention): \
+                      there is nothing to process"
+                .into(),
+        });
+    }
     // On a task of its own: a client that hangs up never leaves the
     // delivery `processing`.
     let state = state.clone();

@@ -298,7 +298,7 @@ async fn refund(
                 ProviderRefundKind::Chargeback => RefundKind::Chargeback,
             },
             amount,
-            reason: r.reason.chars().take(500).collect(),
+            reason: plain_reason(&r.reason),
         };
         let store = state.store.clone();
         let (stored, replayed) =
@@ -320,6 +320,25 @@ async fn refund(
         "refunds of {id} kept changing while refunding {}",
         r.external_id
     )))
+}
+
+/// A provider's refund reason (a merchant's free-text note) as plain text
+/// of at most 500 characters: control and bidirectional-control characters
+/// become spaces (PostgreSQL text holds no NUL; a reason is shown as one
+/// line).
+fn plain_reason(reason: &str) -> String {
+    let plain: String = reason
+        .chars()
+        .map(|c| {
+            if tribute_core::text::is_forbidden(c) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .take(500)
+        .collect();
+    plain.trim().to_owned()
 }
 
 /// A refund's amount in the currency its conversion is kept in: the

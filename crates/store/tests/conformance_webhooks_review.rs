@@ -1,0 +1,128 @@
+//! Storage conformance for recording webhook attempts whatever they bring:
+//! an attempt whose endpoint was deleted while it was in flight, and a
+//! receiver's answer holding a NUL byte, are recorded without failing the
+//! batch of attempts recorded with them, on both backends.
+//!
+//! Each test is an `async fn(Store)`; `conformance!` instantiates it once per
+//! backend (`sqlite::name`, `postgres::name`); the fixtures are in `common`.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use tribute_core::ids::WebhookEndpointId;
+use tribute_core::partner::PartnerStatus;
+use tribute_core::program::Program;
+use tribute_core::webhook::{EventFilter, WebhookSecret};
+use tribute_store::{AttemptResult, ClaimedDelivery, Page, Store, StoredEndpoint};
+
+use common::*;
+
+conformance!(
+    an_attempt_whose_endpoint_was_deleted_meanwhile_leaves_its_batch_recorded,
+    an_answer_holding_a_nul_byte_is_recorded_with_its_batch,
+);
+
+const BIG: Page = Page {
+    limit: 1_000,
+    offset: 0,
+};
+
+/// An enabled endpoint of `p` for every event, stored.
+async fn endpoint(db: &Store, p: &Program) -> StoredEndpoint {
+    let e = StoredEndpoint {
+        id: WebhookEndpointId::generate(),
+        program_id: p.id.clone(),
+        url: "https://hooks.example.com/t".into(),
+        description: String::new(),
+        events: EventFilter::all(),
+        partner_id: None,
+        secret: WebhookSecret::generate(),
+        previous_secret: None,
+        enabled: true,
+        disabled_reason: None,
+        failing_since: None,
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    db.insert_endpoint(&e).await.unwrap();
+    e
+}
+
+/// A program with two endpoints, and one `partner.created` claimed for
+/// each by `node`.
+async fn two_claimed(db: &Store) -> (StoredEndpoint, StoredEndpoint, Vec<ClaimedDelivery>) {
+    let p = program("Acme");
+    db.insert_program(&p).await.unwrap();
+    let (a, b) = (endpoint(db, &p).await, endpoint(db, &p).await);
+    db.insert_partner(&partner(&p, "ann", PartnerStatus::Active))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let claimed = db
+        .claim_deliveries("node", now, now + Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2, "one message per endpoint");
+    (a, b, claimed)
+}
+
+/// An answer with `status` and `body` in 50 ms.
+fn answered(status: u16, body: &str) -> AttemptResult {
+    let delivered = (200..300).contains(&status);
+    AttemptResult {
+        started_at: Utc::now(),
+        duration_ms: 50,
+        status_code: Some(status),
+        error: (!delivered).then(|| format!("HTTP {status}: {body}")),
+        response: Some(body.to_owned()),
+        next_attempt_at: (!delivered).then(|| Utc::now() + Duration::minutes(5)),
+        delivered,
+    }
+}
+
+async fn an_attempt_whose_endpoint_was_deleted_meanwhile_leaves_its_batch_recorded(db: Store) {
+    let (a, b, claimed) = two_claimed(&db).await;
+    db.delete_endpoint(&a.id).await.unwrap();
+    let batch: Vec<_> = claimed
+        .iter()
+        .map(|d| (d.clone(), answered(200, "ok")))
+        .collect();
+    let held = db.finish_attempts("node", &batch).await.unwrap();
+    let of_b = claimed.iter().position(|d| d.endpoint_id == b.id).unwrap();
+    assert_eq!(
+        held,
+        (0..2).map(|i| i == of_b).collect::<Vec<_>>(),
+        "only the delivery still there was moved on"
+    );
+    let listed = db.endpoint_deliveries(&b.id, BIG).await.unwrap();
+    assert_eq!(listed[0].status, "delivered", "{listed:?}");
+    assert_eq!(listed[0].attempt_log.len(), 1, "{listed:?}");
+    assert!(db.endpoint_deliveries(&a.id, BIG).await.unwrap().is_empty());
+}
+
+async fn an_answer_holding_a_nul_byte_is_recorded_with_its_batch(db: Store) {
+    let (a, b, claimed) = two_claimed(&db).await;
+    let batch: Vec<_> = claimed
+        .iter()
+        .map(|d| {
+            let r = if d.endpoint_id == a.id {
+                answered(500, "bad\0gateway")
+            } else {
+                answered(200, "ok")
+            };
+            (d.clone(), r)
+        })
+        .collect();
+    let held = db.finish_attempts("node", &batch).await.unwrap();
+    assert_eq!(held, vec![true, true]);
+    let failed = &db.endpoint_deliveries(&a.id, BIG).await.unwrap()[0];
+    assert_eq!(failed.status, "pending", "to be tried again: {failed:?}");
+    let attempt = &failed.attempt_log[0];
+    assert_eq!(attempt.response.as_deref(), Some("bad\u{FFFD}gateway"));
+    assert_eq!(
+        attempt.error.as_deref(),
+        Some("HTTP 500: bad\u{FFFD}gateway")
+    );
+    let delivered = &db.endpoint_deliveries(&b.id, BIG).await.unwrap()[0];
+    assert_eq!(delivered.status, "delivered", "{delivered:?}");
+}
