@@ -177,10 +177,34 @@ impl Store {
     /// Save an endpoint's settings, secrets and state as given.
     #[tracing::instrument(skip(self, e), fields(id = %e.id))]
     pub async fn update_endpoint(&self, e: &StoredEndpoint) -> Result<()> {
+        self.save_endpoint(e, None).await
+    }
+
+    /// Save an endpoint read at `read_at` (its `updated_at` then), unless
+    /// it changed since: the sender disabling it, its failing streak
+    /// starting or ending, or another request. Then nothing is written and
+    /// the answer is a `Conflict`, so a change made from a stale copy can
+    /// neither re-enable an endpoint the sender just disabled nor lose a
+    /// secret just rotated.
+    #[tracing::instrument(skip(self, e), fields(id = %e.id))]
+    pub async fn update_endpoint_if_unchanged(
+        &self,
+        e: &StoredEndpoint,
+        read_at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.save_endpoint(e, Some(read_at)).await
+    }
+
+    async fn save_endpoint(
+        &self,
+        e: &StoredEndpoint,
+        read_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
         let done = sqlx::query(
             "UPDATE webhook_endpoints SET url = $1, description = $2, events = $3, partner_id = $4, \
              secret = $5, previous_secret = $6, previous_until = $7, enabled = $8, \
-             disabled_reason = $9, failing_since = $10, updated_at = $11 WHERE id = $12",
+             disabled_reason = $9, failing_since = $10, updated_at = $11 \
+             WHERE id = $12 AND ($13 IS NULL OR updated_at = $13)",
         )
         .bind(&e.url)
         .bind(&e.description)
@@ -194,10 +218,20 @@ impl Store {
         .bind(e.failing_since.map(to_ms))
         .bind(to_ms(e.updated_at))
         .bind(e.id.as_str())
+        .bind(read_at.map(to_ms))
         .execute(self.pool())
         .await
         .context("updating a webhook endpoint")?;
         if done.rows_affected() == 0 {
+            if read_at.is_some() && self.endpoint(&e.id).await?.is_some() {
+                return Err(StoreError::Conflict {
+                    field: "id",
+                    message: "the endpoint changed while this request was made (it was \
+                              disabled, its failures started or ended, or another change \
+                              was saved): read it again and retry"
+                        .to_owned(),
+                });
+            }
             return Err(StoreError::NotFound("webhook endpoint"));
         }
         Ok(())
@@ -283,10 +317,11 @@ impl Store {
     ) -> Result<EndpointHealth> {
         if delivered {
             sqlx::query(
-                "UPDATE webhook_endpoints SET failing_since = NULL \
+                "UPDATE webhook_endpoints SET failing_since = NULL, updated_at = $2 \
                  WHERE id = $1 AND failing_since IS NOT NULL",
             )
             .bind(id.as_str())
+            .bind(to_ms(now))
             .execute(self.pool())
             .await
             .context("clearing an endpoint's failures")?;
@@ -297,7 +332,8 @@ impl Store {
             .await
             .context("starting a health update")?;
         let row: Option<(String, String, Option<i64>, i64)> = sqlx::query_as(
-            "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) \
+            "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1), \
+             updated_at = CASE WHEN failing_since IS NULL THEN $1 ELSE updated_at END \
              WHERE id = $2 RETURNING program_id, url, failing_since, enabled",
         )
         .bind(to_ms(now))

@@ -13,13 +13,14 @@ use tribute_core::ids::WebhookEndpointId;
 use tribute_core::partner::PartnerStatus;
 use tribute_core::program::Program;
 use tribute_core::webhook::{EventFilter, WebhookSecret};
-use tribute_store::{AttemptResult, ClaimedDelivery, Page, Store, StoredEndpoint};
+use tribute_store::{AttemptResult, ClaimedDelivery, Page, Store, StoreError, StoredEndpoint};
 
 use common::*;
 
 conformance!(
     an_attempt_whose_endpoint_was_deleted_meanwhile_leaves_its_batch_recorded,
     an_answer_holding_a_nul_byte_is_recorded_with_its_batch,
+    a_change_made_from_a_stale_copy_of_an_endpoint_is_refused_and_writes_nothing,
 );
 
 const BIG: Page = Page {
@@ -125,4 +126,70 @@ async fn an_answer_holding_a_nul_byte_is_recorded_with_its_batch(db: Store) {
     );
     let delivered = &db.endpoint_deliveries(&b.id, BIG).await.unwrap()[0];
     assert_eq!(delivered.status, "delivered", "{delivered:?}");
+}
+
+/// The sender disabling an endpoint, or its failing streak starting, while
+/// the owner edits it from an earlier read: the edit is a conflict, so it
+/// can neither re-enable the endpoint nor drop what the sender wrote; a
+/// second rotation from the same read loses to the first.
+async fn a_change_made_from_a_stale_copy_of_an_endpoint_is_refused_and_writes_nothing(db: Store) {
+    let p = program("Acme");
+    db.insert_program(&p).await.unwrap();
+    let e = endpoint(&db, &p).await;
+    let read = db.endpoint(&e.id).await.unwrap().unwrap();
+    let later = Utc::now() + Duration::seconds(5);
+    // The sender notes a failure: the streak starts.
+    db.endpoint_result(
+        &e.id,
+        false,
+        false,
+        later,
+        std::time::Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
+    let mut edit = read.clone();
+    edit.description = "from a stale copy".into();
+    edit.updated_at = later + Duration::seconds(1);
+    let refused = db
+        .update_endpoint_if_unchanged(&edit, read.updated_at)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict { .. })),
+        "{refused:?}"
+    );
+    let now = db.endpoint(&e.id).await.unwrap().unwrap();
+    assert_eq!(now.description, "", "nothing was written");
+    assert!(
+        now.failing_since.is_some(),
+        "the streak the sender wrote stays"
+    );
+    // From a fresh read, the same edit is saved; a second one from that
+    // same read is not.
+    let mut fresh = now.clone();
+    fresh.description = "from a fresh copy".into();
+    fresh.secret = WebhookSecret::generate();
+    fresh.updated_at = now.updated_at + Duration::seconds(1);
+    db.update_endpoint_if_unchanged(&fresh, now.updated_at)
+        .await
+        .unwrap();
+    let mut again = now.clone();
+    again.secret = WebhookSecret::generate();
+    again.updated_at = now.updated_at + Duration::seconds(2);
+    let lost = db
+        .update_endpoint_if_unchanged(&again, now.updated_at)
+        .await;
+    assert!(matches!(lost, Err(StoreError::Conflict { .. })));
+    let kept = db.endpoint(&e.id).await.unwrap().unwrap();
+    assert_eq!(
+        kept.secret, fresh.secret,
+        "the first rotation's secret is kept"
+    );
+    // An unknown endpoint is still not found.
+    let mut gone = kept.clone();
+    gone.id = WebhookEndpointId::generate();
+    let missing = db
+        .update_endpoint_if_unchanged(&gone, kept.updated_at)
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))));
 }

@@ -257,8 +257,12 @@ async fn update(
         }
         _ => {}
     }
+    let read_at = e.updated_at;
     e.updated_at = Utc::now().trunc_subsecs(3);
-    state.store.update_endpoint(&e).await?;
+    state
+        .store
+        .update_endpoint_if_unchanged(&e, read_at)
+        .await?;
     Ok(Json(EndpointView::of(&e, false)))
 }
 
@@ -273,8 +277,12 @@ async fn rotate(
     let now = Utc::now().trunc_subsecs(3);
     let old = std::mem::replace(&mut e.secret, WebhookSecret::generate());
     e.previous_secret = Some((old, now + ROTATION_GRACE));
+    let read_at = e.updated_at;
     e.updated_at = now;
-    state.store.update_endpoint(&e).await?;
+    state
+        .store
+        .update_endpoint_if_unchanged(&e, read_at)
+        .await?;
     Ok(Json(EndpointView::of(&e, true)))
 }
 

@@ -240,7 +240,9 @@ pub fn paths() -> Vec<(&'static str, Value)> {
             json!({
                 "get": op("Get an endpoint (admin)", &ep, None, "200",
                     schema_ref("WebhookEndpoint")),
-                "patch": op("Change an endpoint, pause it or enable it again (admin)", &ep,
+                "patch": op("Change an endpoint, pause it or enable it again (admin); 409 when \
+                    it changed meanwhile (disabled by the sender, a failing streak began or \
+                    ended): read it again and retry", &ep,
                     Some(schema_ref("WebhookEndpointUpdate")), "200",
                     schema_ref("WebhookEndpoint")),
                 "delete": deleted,
@@ -257,7 +259,9 @@ pub fn paths() -> Vec<(&'static str, Value)> {
             "/api/v1/webhook-endpoints/{id}/rotate-secret",
             json!({
                 "post": op("Make a new signing secret; the old one keeps signing beside it for \
-                    24 hours (admin)", &ep, None, "200", schema_ref("WebhookEndpointWithSecret")),
+                    24 hours (admin); 409 when the endpoint changed meanwhile (two rotations at \
+                    once: the first wins)", &ep, None, "200",
+                    schema_ref("WebhookEndpointWithSecret")),
             }),
         ),
         (

@@ -127,7 +127,6 @@ struct Finished {
     delivery: ClaimedDelivery,
     result: AttemptResult,
     outcome: Outcome,
-    endpoint: Arc<StoredEndpoint>,
 }
 
 /// How often a node prunes what is past its retention.
@@ -313,17 +312,23 @@ impl Sender {
             delivery: d,
             result,
             outcome,
-            endpoint,
         })
     }
 
     /// Note an attempt's outcome on its endpoint, when it changes anything:
     /// a healthy endpoint that stays healthy needs no write.
     async fn health(&self, f: &Finished) {
-        if f.outcome == Outcome::Delivered && f.endpoint.failing_since.is_none() {
+        let id = &f.delivery.endpoint_id;
+        // Judged by the endpoint as cached now, not as it was when the
+        // attempt began: a failure recorded since drops it from the cache,
+        // and then the success is written and ends the failing streak.
+        let healthy = self
+            .endpoints
+            .get(id)
+            .is_some_and(|e| e.failing_since.is_none());
+        if f.outcome == Outcome::Delivered && healthy {
             return;
         }
-        let id = &f.delivery.endpoint_id;
         match self
             .store
             .endpoint_result(
