@@ -410,10 +410,12 @@ impl Store {
     }
 
     /// Forget what is past `before`: delivered and failed deliveries made
-    /// before it, with their attempts, and the bodies of inbound
-    /// deliveries received before it (their log rows stay). At most
-    /// `limit` deliveries a call, so a large backlog is pruned in short
-    /// transactions. Returns the deliveries and inbound bodies removed.
+    /// before it, with their attempts; the bodies of inbound deliveries
+    /// received before it (their log rows stay); and the log rows of
+    /// inbound deliveries refused for their signature. At most `limit` of
+    /// each a call, so a large backlog is pruned in short transactions.
+    /// Returns the deliveries removed, and the inbound bodies and refused
+    /// rows removed.
     #[tracing::instrument(skip(self))]
     pub async fn prune_webhooks(&self, before: DateTime<Utc>, limit: i64) -> Result<(u64, u64)> {
         let mut tx = self.begin_write().await.context("starting a prune")?;
@@ -447,8 +449,20 @@ impl Store {
         .await
         .context("pruning inbound bodies")?
         .rows_affected();
+        // Deliveries refused for their signature say nothing once old
+        // (anyone can send one): their log rows go too.
+        let rejected = sqlx::query(
+            "DELETE FROM inbound_deliveries WHERE id IN (SELECT id FROM inbound_deliveries \
+             WHERE status = 'rejected' AND received_at < $1 ORDER BY received_at LIMIT $2)",
+        )
+        .bind(to_ms(before))
+        .bind(limit)
+        .execute(&mut *tx)
+        .await
+        .context("pruning rejected inbound deliveries")?
+        .rows_affected();
         tx.commit().await.context("committing a prune")?;
-        Ok((deliveries, bodies))
+        Ok((deliveries, bodies + rejected))
     }
 
     /// Send a delivery again now, with the same `webhook-id` (by hand). A

@@ -1,6 +1,7 @@
 //! Storage conformance for webhook retention: pruning removes delivered
-//! and failed messages (with their attempts) older than the cut-off and
-//! the bodies of old inbound deliveries, and keeps everything still
+//! and failed messages (with their attempts) older than the cut-off, the
+//! bodies of old inbound deliveries and the rows of refused ones, and keeps
+//! everything still
 //! pending or in progress, on both backends.
 
 mod common;
@@ -106,12 +107,21 @@ async fn pruning_keeps_what_is_pending_or_recent_and_removes_the_rest(db: Store)
         ids.push(id);
     }
 
+    db.log_rejected_delivery(&integration.id, None, "the signature does not match", old)
+        .await
+        .unwrap();
     let cut = t0() + Duration::days(1);
     let (deliveries, bodies) = db.prune_webhooks(cut, 1_000).await.unwrap();
     assert_eq!(deliveries, 2, "the old delivered and failed messages");
     assert_eq!(
-        bodies, 1,
-        "the processed delivery's body, not the running one's"
+        bodies, 2,
+        "the processed delivery's body (not the running one's) and the refused delivery"
+    );
+    let log = db.inbound_deliveries(&integration.id, BIG).await.unwrap();
+    assert_eq!(
+        log.len(),
+        2,
+        "the refused delivery's row is gone, the others stay"
     );
     let left = db.endpoint_deliveries(&endpoint.id, BIG).await.unwrap();
     let mut statuses: Vec<&str> = left.iter().map(|d| d.status.as_str()).collect();

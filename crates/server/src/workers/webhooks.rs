@@ -153,7 +153,19 @@ pub fn spawn(store: Store, settings: WebhookSettings, mut stop: watch::Receiver<
             settings,
         });
         let recorder = tokio::spawn(record(sender.clone(), finished));
-        let mut pruned_at: Option<Instant> = None;
+        // Pruning runs beside sending, never holding it up.
+        let pruner = {
+            let (sender, mut stop) = (sender.clone(), stop.clone());
+            tokio::spawn(async move {
+                loop {
+                    sender.prune().await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(PRUNE_EVERY) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            })
+        };
         let slots = Arc::new(Semaphore::new(sender.settings.concurrency));
         loop {
             if *stop.borrow() {
@@ -167,10 +179,6 @@ pub fn spawn(store: Store, settings: WebhookSettings, mut stop: watch::Receiver<
                     _ = stop.wait_for(|s| *s) => break,
                 }
                 continue;
-            }
-            if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
-                pruned_at = Some(Instant::now());
-                sender.prune().await;
             }
             let now = Utc::now();
             let lease = now
@@ -209,6 +217,7 @@ pub fn spawn(store: Store, settings: WebhookSettings, mut stop: watch::Receiver<
         let _ = slots.acquire_many(sender.settings.concurrency as u32).await;
         drop(done);
         let _ = recorder.await;
+        let _ = pruner.await;
     })
 }
 
