@@ -121,24 +121,37 @@ impl EventFilter {
     }
 }
 
-/// What every message's body is: `{type, version, timestamp, data}`.
+/// What every message's body is: `{type, version, timestamp, data}`. The
+/// data is any serializable value: a `serde_json::Value` when read back,
+/// a borrowed one when written (the outbox serializes without copying).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Envelope {
+pub struct Envelope<D = serde_json::Value> {
     #[serde(rename = "type")]
     pub kind: String,
     pub version: u32,
     pub timestamp: DateTime<Utc>,
-    pub data: serde_json::Value,
+    pub data: D,
 }
 
-impl Envelope {
-    pub fn new<T: Serialize>(kind: EventKind, at: DateTime<Utc>, data: &T) -> Self {
+impl<D> Envelope<D> {
+    /// `data` as `kind`'s message at `at`, in the current version.
+    pub fn wrap(kind: EventKind, at: DateTime<Utc>, data: D) -> Self {
         Self {
             kind: kind.as_str().to_owned(),
             version: PAYLOAD_VERSION,
             timestamp: at,
-            data: serde_json::to_value(data).expect("event data serializes"),
+            data,
         }
+    }
+}
+
+impl Envelope {
+    pub fn new<T: Serialize>(kind: EventKind, at: DateTime<Utc>, data: &T) -> Self {
+        Self::wrap(
+            kind,
+            at,
+            serde_json::to_value(data).expect("event data serializes"),
+        )
     }
 }
 

@@ -17,7 +17,7 @@
 
 use chrono::{DateTime, Utc};
 use tribute_core::ids::{AttemptId, MessageId, ProgramId, WebhookDeliveryId, WebhookEndpointId};
-use tribute_core::webhook::{EventFilter, EventKind, PAYLOAD_VERSION};
+use tribute_core::webhook::{Envelope, EventFilter, EventKind};
 
 use crate::db::{Arg, Db, DbContext};
 use crate::sql::{multi_row_insert, Params, INSERT_ROWS};
@@ -120,47 +120,51 @@ where
         return Ok(());
     };
     let events = build(first.text(3)?);
+    // Each endpoint's id, filter and partner scope, read once.
+    let targets = endpoints
+        .iter()
+        .map(|e| {
+            let filter = EventFilter::from_stored(e.text(1)?);
+            Ok((e.text(0)?, filter, e.opt_text(2)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let ms = to_ms(at);
     let mut rows: Vec<[Arg<'_>; 10]> = Vec::new();
     for event in &events {
-        let owner_msg = MessageId::generate_ordered(ms);
-        let owner_body = body(event.kind, at, &event.owner);
-        let mut partner_msgs: Vec<(String, String, String)> = Vec::new();
-        for e in &endpoints {
-            if !EventFilter::from_stored(e.text(1)?).matches(event.kind) {
+        let owner = (
+            MessageId::generate_ordered(ms).to_string(),
+            body(event.kind, at, &event.owner),
+        );
+        // One message per audience: the same id always carries the same body.
+        let mut audiences: Vec<(&str, (String, String))> = Vec::new();
+        for (endpoint, filter, partner) in &targets {
+            if !filter.matches(event.kind) {
                 continue;
             }
-            let (msg, payload) = match e.opt_text(2)? {
-                None => (owner_msg.as_str().to_owned(), owner_body.clone()),
-                Some(partner) => match event.partners.iter().find(|(p, _)| p == partner) {
-                    None => continue,
-                    Some((_, data)) => {
-                        // One message per audience: the same id always
-                        // carries the same body.
-                        let known = partner_msgs.iter().find(|(p, _, _)| p == partner);
-                        let (msg, payload) = match known {
-                            Some((_, m, b)) => (m.clone(), b.clone()),
-                            None => {
-                                let m = MessageId::generate_ordered(ms).as_str().to_owned();
-                                let b = match data {
-                                    Some(own) => body(event.kind, at, own),
-                                    None => owner_body.clone(),
-                                };
-                                partner_msgs.push((partner.to_owned(), m.clone(), b.clone()));
-                                (m, b)
-                            }
-                        };
-                        (msg, payload)
+            let (msg, payload) = match partner {
+                None => owner.clone(),
+                Some(partner) => {
+                    let Some((_, data)) = event.partners.iter().find(|(p, _)| p == partner) else {
+                        continue;
+                    };
+                    match audiences.iter().find(|(p, _)| p == partner) {
+                        Some((_, known)) => known.clone(),
+                        None => {
+                            let payload = match data {
+                                Some(own) => body(event.kind, at, own),
+                                None => owner.1.clone(),
+                            };
+                            let made = (MessageId::generate_ordered(ms).to_string(), payload);
+                            audiences.push((partner, made.clone()));
+                            made
+                        }
                     }
-                },
+                }
             };
             rows.push([
-                WebhookDeliveryId::generate_ordered(ms)
-                    .as_str()
-                    .to_owned()
-                    .into(),
+                WebhookDeliveryId::generate_ordered(ms).to_string().into(),
                 msg.into(),
-                e.text(0)?.to_owned().into(),
+                (*endpoint).into(),
                 program.as_str().into(),
                 event.kind.as_str().into(),
                 payload.into(),
@@ -187,24 +191,9 @@ where
     Ok(())
 }
 
-/// A message's body: the envelope of [`tribute_core::webhook::Envelope`],
-/// written without copying `data`.
+/// A message's body, written without copying `data`.
 fn body(kind: EventKind, at: DateTime<Utc>, data: &serde_json::Value) -> String {
-    #[derive(serde::Serialize)]
-    struct Borrowed<'a> {
-        #[serde(rename = "type")]
-        kind: &'a str,
-        version: u32,
-        timestamp: DateTime<Utc>,
-        data: &'a serde_json::Value,
-    }
-    serde_json::to_string(&Borrowed {
-        kind: kind.as_str(),
-        version: PAYLOAD_VERSION,
-        timestamp: at,
-        data,
-    })
-    .expect("an envelope serializes")
+    serde_json::to_string(&Envelope::wrap(kind, at, data)).expect("an envelope serializes")
 }
 
 /// A delivery claimed for one attempt.

@@ -46,6 +46,26 @@ impl StoredEndpoint {
     }
 }
 
+/// Bind `e`'s settings, secrets, state, `updated_at` and id, as `$1` to
+/// `$12` of the insert and of the update.
+fn bind_state<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    e: &'q StoredEndpoint,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(&e.url)
+        .bind(&e.description)
+        .bind(e.events.stored())
+        .bind(e.partner_id.as_ref().map(|p| p.as_str()))
+        .bind(e.secret.as_str())
+        .bind(e.previous_secret.as_ref().map(|(s, _)| s.as_str()))
+        .bind(e.previous_secret.as_ref().map(|(_, t)| to_ms(*t)))
+        .bind(i64::from(e.enabled))
+        .bind(e.disabled_reason.as_deref())
+        .bind(e.failing_since.map(to_ms))
+        .bind(to_ms(e.updated_at))
+        .bind(e.id.as_str())
+}
+
 const COLUMNS: &str = "id, program_id, url, description, events, partner_id, secret, \
      previous_secret, previous_until, enabled, disabled_reason, failing_since, created_at, updated_at";
 
@@ -150,27 +170,18 @@ pub enum EndpointHealth {
 impl Store {
     #[tracing::instrument(skip(self, e), fields(id = %e.id))]
     pub async fn insert_endpoint(&self, e: &StoredEndpoint) -> Result<()> {
-        sqlx::query(&format!(
-            "INSERT INTO webhook_endpoints ({COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        ))
-        .bind(e.id.as_str())
-        .bind(e.program_id.as_str())
-        .bind(&e.url)
-        .bind(&e.description)
-        .bind(e.events.stored())
-        .bind(e.partner_id.as_ref().map(|p| p.as_str()))
-        .bind(e.secret.as_str())
-        .bind(e.previous_secret.as_ref().map(|(s, _)| s.as_str()))
-        .bind(e.previous_secret.as_ref().map(|(_, t)| to_ms(*t)))
-        .bind(i64::from(e.enabled))
-        .bind(e.disabled_reason.as_deref())
-        .bind(e.failing_since.map(to_ms))
-        .bind(to_ms(e.created_at))
-        .bind(to_ms(e.updated_at))
-        .execute(self.pool())
-        .await
-        .context("inserting a webhook endpoint")?;
+        let q = sqlx::query(
+            "INSERT INTO webhook_endpoints (url, description, events, partner_id, secret, \
+             previous_secret, previous_until, enabled, disabled_reason, failing_since, \
+             updated_at, id, program_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        );
+        bind_state(q, e)
+            .bind(e.program_id.as_str())
+            .bind(to_ms(e.created_at))
+            .execute(self.pool())
+            .await
+            .context("inserting a webhook endpoint")?;
         Ok(())
     }
 
@@ -200,28 +211,17 @@ impl Store {
         e: &StoredEndpoint,
         read_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
-        let done = sqlx::query(
+        let q = sqlx::query(
             "UPDATE webhook_endpoints SET url = $1, description = $2, events = $3, partner_id = $4, \
              secret = $5, previous_secret = $6, previous_until = $7, enabled = $8, \
              disabled_reason = $9, failing_since = $10, updated_at = $11 \
              WHERE id = $12 AND ($13 IS NULL OR updated_at = $13)",
-        )
-        .bind(&e.url)
-        .bind(&e.description)
-        .bind(e.events.stored())
-        .bind(e.partner_id.as_ref().map(|p| p.as_str()))
-        .bind(e.secret.as_str())
-        .bind(e.previous_secret.as_ref().map(|(s, _)| s.as_str()))
-        .bind(e.previous_secret.as_ref().map(|(_, t)| to_ms(*t)))
-        .bind(i64::from(e.enabled))
-        .bind(e.disabled_reason.as_deref())
-        .bind(e.failing_since.map(to_ms))
-        .bind(to_ms(e.updated_at))
-        .bind(e.id.as_str())
-        .bind(read_at.map(to_ms))
-        .execute(self.pool())
-        .await
-        .context("updating a webhook endpoint")?;
+        );
+        let done = bind_state(q, e)
+            .bind(read_at.map(to_ms))
+            .execute(self.pool())
+            .await
+            .context("updating a webhook endpoint")?;
         if done.rows_affected() == 0 {
             if read_at.is_some() && self.endpoint(&e.id).await?.is_some() {
                 return Err(StoreError::Conflict {

@@ -7,13 +7,10 @@
 mod common;
 
 use chrono::{Duration, Utc};
-use tribute_core::ids::{IntegrationId, WebhookEndpointId};
+use tribute_core::ids::IntegrationId;
 use tribute_core::integration::IntegrationKind;
 use tribute_core::partner::PartnerStatus;
-use tribute_core::webhook::{EventFilter, WebhookSecret};
-use tribute_store::{
-    AttemptResult, InboundStart, InboundStatus, Page, Store, StoredEndpoint, StoredIntegration,
-};
+use tribute_store::{AttemptResult, InboundStart, InboundStatus, Page, Store, StoredIntegration};
 
 use common::*;
 
@@ -27,21 +24,7 @@ const BIG: Page = Page {
 async fn pruning_keeps_what_is_pending_or_recent_and_removes_the_rest(db: Store) {
     let p = program("Acme");
     db.insert_program(&p).await.unwrap();
-    let endpoint = StoredEndpoint {
-        id: WebhookEndpointId::generate(),
-        program_id: p.id.clone(),
-        url: "https://hooks.example.com/t".into(),
-        description: String::new(),
-        events: EventFilter::all(),
-        partner_id: None,
-        secret: WebhookSecret::generate(),
-        previous_secret: None,
-        enabled: true,
-        disabled_reason: None,
-        failing_since: None,
-        created_at: t0(),
-        updated_at: t0(),
-    };
+    let endpoint = webhook_endpoint(&p);
     db.insert_endpoint(&endpoint).await.unwrap();
     // Three old messages (made at t0): one delivered, one failed, one
     // still waiting for a retry.

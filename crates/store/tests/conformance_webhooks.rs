@@ -72,22 +72,10 @@ async fn join(db: &Store, p: &Program, slug: &str) -> Partner {
 /// An enabled endpoint of `p` for `events` (empty: all), scoped to
 /// `partner` when given, stored.
 async fn hook(db: &Store, p: &Program, to: Option<&Partner>, ev: &[&str]) -> StoredEndpoint {
-    let id = WebhookEndpointId::generate();
-    let e = StoredEndpoint {
-        url: format!("https://hooks.example.com/{id}"),
-        id,
-        program_id: p.id.clone(),
-        description: String::new(),
-        events: EventFilter::parse("events", &strings(ev)).unwrap(),
-        partner_id: to.map(|p| p.id.clone()),
-        secret: WebhookSecret::generate(),
-        previous_secret: None,
-        enabled: true,
-        disabled_reason: None,
-        failing_since: None,
-        created_at: t0(),
-        updated_at: t0(),
-    };
+    let mut e = webhook_endpoint(p);
+    e.url = format!("https://hooks.example.com/{}", e.id);
+    e.events = EventFilter::parse("events", &strings(ev)).unwrap();
+    e.partner_id = to.map(|p| p.id.clone());
     db.insert_endpoint(&e).await.unwrap();
     e
 }

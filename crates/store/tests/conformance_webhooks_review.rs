@@ -12,7 +12,7 @@ use chrono::{Duration, Utc};
 use tribute_core::ids::WebhookEndpointId;
 use tribute_core::partner::PartnerStatus;
 use tribute_core::program::Program;
-use tribute_core::webhook::{EventFilter, WebhookSecret};
+use tribute_core::webhook::WebhookSecret;
 use tribute_store::{AttemptResult, ClaimedDelivery, Page, Store, StoreError, StoredEndpoint};
 
 use common::*;
@@ -30,21 +30,7 @@ const BIG: Page = Page {
 
 /// An enabled endpoint of `p` for every event, stored.
 async fn endpoint(db: &Store, p: &Program) -> StoredEndpoint {
-    let e = StoredEndpoint {
-        id: WebhookEndpointId::generate(),
-        program_id: p.id.clone(),
-        url: "https://hooks.example.com/t".into(),
-        description: String::new(),
-        events: EventFilter::all(),
-        partner_id: None,
-        secret: WebhookSecret::generate(),
-        previous_secret: None,
-        enabled: true,
-        disabled_reason: None,
-        failing_since: None,
-        created_at: t0(),
-        updated_at: t0(),
-    };
+    let e = webhook_endpoint(p);
     db.insert_endpoint(&e).await.unwrap();
     e
 }

@@ -1,6 +1,7 @@
 //! Fixtures shared by the storage conformance suites: the `conformance!`
 //! macro that runs each test on both backends, and builders for programs,
-//! partners, clicks, events, conversions and touched persons.
+//! partners, clicks, events, conversions, touched persons and webhook
+//! endpoints.
 
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
@@ -10,13 +11,15 @@ use serde_json::json;
 use tribute_core::attribution::{attribute, Attribution, ModelConfig, ModelKind, TouchKind};
 use tribute_core::click::Click;
 use tribute_core::identity::{Claim, Identifiers};
+use tribute_core::ids::WebhookEndpointId;
 use tribute_core::ids::{ClickId, ConversionId, EventId, LinkId, PartnerId, ProgramId};
 use tribute_core::link::{Link, ShortCode, Utm};
 use tribute_core::money::{Currency, Money};
 use tribute_core::partner::{email_hash, Email, Partner, PartnerStatus, Slug};
 use tribute_core::program::{AllowedDomain, Program, ProgramSettings};
 use tribute_core::tracking::{Conversion, ConversionStatus, Event, EventType, Product};
-use tribute_store::Store;
+use tribute_core::webhook::{EventFilter, WebhookSecret};
+use tribute_store::{Store, StoredEndpoint};
 
 /// Instantiate each named `async fn(Store)` once per backend, as
 /// `sqlite::name` and `postgres::name`, each on a fresh database.
@@ -304,4 +307,23 @@ pub async fn overrides(store: &Store, p: &Program, plan: tribute_core::commissio
         payout_min_amount: 0,
     };
     store.set_commission_terms(&p.id, &terms).await.unwrap();
+}
+
+/// An enabled webhook endpoint of `p` for every event, not stored.
+pub fn webhook_endpoint(p: &Program) -> StoredEndpoint {
+    StoredEndpoint {
+        id: WebhookEndpointId::generate(),
+        program_id: p.id.clone(),
+        url: "https://hooks.example.com/t".into(),
+        description: String::new(),
+        events: EventFilter::all(),
+        partner_id: None,
+        secret: WebhookSecret::generate(),
+        previous_secret: None,
+        enabled: true,
+        disabled_reason: None,
+        failing_since: None,
+        created_at: t0(),
+        updated_at: t0(),
+    }
 }
