@@ -46,6 +46,12 @@ impl VisitorHasher {
     }
 
     fn digest(&self, tag: u8, ip: IpAddr, extra: &[u8]) -> String {
+        // 64 bits: plenty to tell apart the visitors of one link on one day
+        // (or one IP's clicks), and 16 bytes less on every click row.
+        format!("{:016x}", self.digest64(tag, ip, extra))
+    }
+
+    fn digest64(&self, tag: u8, ip: IpAddr, extra: &[u8]) -> u64 {
         use std::hash::Hasher;
         let mut h = siphasher::sip::SipHasher13::new_with_key(&self.key);
         h.write_u8(tag);
@@ -54,9 +60,17 @@ impl VisitorHasher {
             IpAddr::V6(v6) => h.write(&v6.octets()),
         }
         h.write(extra);
-        // 64 bits: plenty to tell apart the visitors of one link on one day
-        // (or one IP's clicks), and 16 bytes less on every click row.
-        format!("{:016x}", h.finish())
+        h.finish()
+    }
+
+    /// [`Self::ip_hash`] as the number it prints (the fraud rules' key).
+    pub fn ip_key(&self, ip: IpAddr) -> u64 {
+        self.digest64(b'i', ip, &[])
+    }
+
+    /// [`Self::visitor_hash`] as the number it prints.
+    pub fn visitor_key(&self, ip: IpAddr, user_agent: &str) -> u64 {
+        self.digest64(b'v', ip, user_agent.as_bytes())
     }
 
     /// Hash of the full IP: the key for per-IP velocity checks.
@@ -117,6 +131,15 @@ mod tests {
     }
 
     #[test]
+    fn the_numeric_keys_are_the_hashes_stored_as_text() {
+        let h = VisitorHasher::new(b"one");
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(format!("{:016x}", h.ip_key(ip)), h.ip_hash(ip));
+        assert_eq!(format!("{:016x}", h.visitor_key(ip, "ua")), h.visitor_hash(ip, "ua"));
+        assert_ne!(h.ip_key(ip), h.visitor_key(ip, ""));
+    }
+
+    #[test]
     fn visitor_hashes_depend_on_the_key_and_the_full_address() {
         let a = VisitorHasher::new(b"one");
         let b = VisitorHasher::new(b"two");
@@ -165,7 +188,13 @@ pub struct Click {
     pub referrer: Option<String>,
     /// The link's source (website, social, email, …), copied for metrics.
     pub source: Option<String>,
+    /// A bot, or a click any fraud rule flagged: kept as evidence, left out
+    /// of unique clicks and attribution.
     pub is_bot: bool,
+    /// Why the click was flagged: the fraud rules' reasons (empty when
+    /// clean, or a bot told only by `is_bot`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<crate::fraud::Reason>,
 }
 
 /// Click counts of a partner or a source over a period.

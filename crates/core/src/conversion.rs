@@ -100,6 +100,9 @@ pub struct NewConversion {
     pub value: Money,
     pub status: ConversionStatus,
     pub ids: Identifiers,
+    /// The domain of the buyer's e-mail, when the report carried the
+    /// address (kept only for the disposable-address rule, never stored).
+    pub email_domain: Option<String>,
     /// Who vouches for `ids` being this buyer's: verified from the owner's
     /// backend, unverified from a key anyone could have read.
     pub claim: Claim,
@@ -554,6 +557,7 @@ mod tests {
             value: Money::new(1, usd()),
             status: ConversionStatus::Pending,
             ids: Identifiers::default(),
+            email_domain: None,
             claim: Claim::Unverified,
             click_id: None,
             coupon: None,

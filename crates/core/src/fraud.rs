@@ -54,18 +54,30 @@ impl Risk {
                 .cmp(&a.contribution)
                 .then(a.rule.cmp(&b.rule))
         });
-        let clean: f64 = reasons
-            .iter()
-            .map(|r| 1.0 - f64::from(r.contribution.min(100)) / 100.0)
-            .product();
-        let score = ((1.0 - clean) * 100.0).round().clamp(0.0, 100.0) as u8;
+        let score = score_of(&reasons);
         Self { score, reasons }
+    }
+
+    /// Whether a click with these reasons is suspicious in this program:
+    /// left out of unique clicks and attribution (bots always are).
+    pub fn flags_click(reasons: &[Reason], config: &FraudConfig) -> bool {
+        reasons.iter().any(|r| r.rule == "bot_user_agent")
+            || score_of(reasons) >= config.click_threshold
     }
 
     /// Whether the score holds the conversion's commissions for review.
     pub fn holds(&self, config: &FraudConfig) -> bool {
         config.enabled && self.score >= config.review_threshold
     }
+}
+
+/// The noisy-or of the reasons' weights, in points (0 to 100).
+pub fn score_of(reasons: &[Reason]) -> u8 {
+    let clean: f64 = reasons
+        .iter()
+        .map(|r| 1.0 - f64::from(r.contribution.min(100)) / 100.0)
+        .product();
+    ((1.0 - clean) * 100.0).round().clamp(0.0, 100.0) as u8
 }
 
 #[cfg(test)]
@@ -84,6 +96,18 @@ mod tests {
     fn no_reason_scores_zero_and_one_reason_scores_its_weight() {
         assert_eq!(Risk::from_reasons(vec![]).score, 0);
         assert_eq!(Risk::from_reasons(vec![reason("a", 40)]).score, 40);
+    }
+
+    #[test]
+    fn a_click_is_flagged_at_the_threshold_and_a_bot_always() {
+        let config = FraudConfig::default();
+        assert!(!Risk::flags_click(&[reason("duplicate_click", 30)], &config));
+        assert!(Risk::flags_click(
+            &[reason("duplicate_click", 30), reason("link_velocity", 40)],
+            &config
+        ));
+        assert!(Risk::flags_click(&[reason("bot_user_agent", 1)], &config));
+        assert!(!Risk::flags_click(&[], &config));
     }
 
     #[test]

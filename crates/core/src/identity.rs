@@ -88,6 +88,15 @@ pub fn phone_hash(phone: &str) -> Result<String, FieldError> {
     Ok(hex::encode(Sha256::digest(normalised.as_bytes())))
 }
 
+/// The domain of a raw e-mail address, lower-cased (`None` without an
+/// `@` and something after it): what the disposable-address rule needs,
+/// without keeping the address.
+pub fn email_domain(email: Option<&str>) -> Option<String> {
+    let (_, domain) = email?.trim().rsplit_once('@')?;
+    let domain = domain.trim().trim_end_matches('.');
+    (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
+}
+
 impl RawIdentifiers {
     /// Normalise: hash e-mail and phone, check lengths; errors name the field.
     pub fn parse(&self) -> Result<Identifiers, FieldError> {

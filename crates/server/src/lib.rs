@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+pub mod fraud;
 mod health;
 mod http;
 mod ingest;
@@ -116,6 +117,8 @@ pub struct AppInner {
     pub events: workers::events::EventWriter,
     pub bots: Arc<BotDetector>,
     pub hasher: Arc<VisitorHasher>,
+    /// Click velocity and program statistics for the fraud rules.
+    pub fraud: Arc<fraud::Screen>,
     pub counters: Arc<metrics::Counters>,
     /// Keeps the tier evaluator running while the state lives.
     _tiers: workers::tiers::TierSchedule,
@@ -219,6 +222,8 @@ impl App {
         let (stop_periodic, stopping) = tokio::sync::watch::channel(false);
         let sender =
             workers::webhooks::spawn(store.clone(), config.webhooks.clone(), stopping.clone());
+        let fraud = Arc::new(fraud::Screen::default());
+        let pruner = fraud.spawn_pruner(stopping.clone());
         let release = workers::release::spawn(store.clone(), config.release_every, stopping);
         let (tiers, tier_evaluator) = workers::tiers::spawn(store.clone(), config.tier_interval);
         let guard = |limiter, filter| {
@@ -262,12 +267,20 @@ impl App {
             events,
             bots: Arc::new(BotDetector::default()),
             hasher: Arc::new(VisitorHasher::new(key.as_bytes())),
+            fraud,
             counters,
             _tiers: tiers,
         }));
         Ok(Self {
             state,
-            workers: vec![click_writer, event_writer, release, tier_evaluator, sender],
+            workers: vec![
+                click_writer,
+                event_writer,
+                release,
+                tier_evaluator,
+                sender,
+                pruner,
+            ],
             stop_periodic,
             metrics_listener: None,
         })

@@ -14,10 +14,12 @@ use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
 use tribute_core::click::{truncate_ip, Click};
+use tribute_core::fraud::{FraudConfig, Risk};
 use tribute_core::ids::ClickId;
 use tribute_core::link::{redirect_url, with_click_id, Destination, Link, ShortCode};
 use url::Url;
 
+use crate::fraud::ClickRequest;
 use crate::http::client::client_ip;
 use crate::http::error::ApiError;
 use crate::metrics::Counters;
@@ -33,6 +35,8 @@ pub struct CachedLink {
     /// False when the partner is suspended: the visitor is still sent on,
     /// but nothing is recorded or credited.
     pub credits: bool,
+    /// The program's fraud settings (cached with the link).
+    pub fraud: Arc<FraudConfig>,
 }
 
 pub fn router() -> Router<AppState> {
@@ -63,12 +67,14 @@ async fn lookup(state: &AppState, code: &str) -> Result<Option<Arc<CachedLink>>,
             // The allow-list is checked again here, not only when the link was
             // written: removing a domain from a program stops its links at once.
             let program = state.store.program(&link.program_id).await?;
+            let fraud = Arc::new(state.store.fraud_config(&link.program_id).await?);
             match program.map(|p| Destination::parse(&link.destination, &p.settings)) {
                 Some(Ok(destination)) => Some(Arc::new(CachedLink {
                     base: redirect_url(destination.url(), &link.utm, None, None),
                     link,
                     destination: destination.url().clone(),
                     credits,
+                    fraud,
                 })),
                 _ => None,
             }
@@ -121,9 +127,32 @@ async fn redirect(
     if let Some(id) = click_id {
         let ip = client_ip(state.config.trust_proxy, peer, headers);
         let user_agent = header_str(headers, header::USER_AGENT, 512);
+        let referrer = header_str(headers, header::REFERER, 1024);
+        // The click rules: bots, implausible browsers, velocity, duplicates,
+        // paid-search click ids, banned referrers. A flagged click is kept
+        // with its reasons, as a bot: out of unique clicks and attribution.
+        let reasons = state.fraud.assess_click(
+            &ClickRequest {
+                headers,
+                query,
+                ip,
+                user_agent: user_agent.as_deref(),
+                referrer: referrer.as_deref(),
+                partner_id: link.partner_id.as_str(),
+                link_id: link.id.as_str(),
+                at: now,
+            },
+            &cached.fraud,
+            &state.bots,
+            &state.hasher,
+        );
         // A HEAD is never a person following a link (link previews, checkers):
         // it is recorded, and counted as a bot.
-        let is_bot = method == Method::HEAD || state.bots.is_bot(user_agent.as_deref());
+        // Bots are flagged even where the owner gave their rule no weight.
+        let is_bot = method == Method::HEAD
+            || Risk::flags_click(&reasons, &cached.fraud)
+            || (cached.fraud.weight("bot_user_agent") == 0
+                && state.bots.is_bot(user_agent.as_deref()));
         let click = Click {
             id,
             program_id: link.program_id.clone(),
@@ -136,9 +165,10 @@ async fn redirect(
                 .hasher
                 .visitor_hash(ip, user_agent.as_deref().unwrap_or("")),
             user_agent,
-            referrer: header_str(headers, header::REFERER, 1024),
+            referrer,
             source: link.source.clone(),
             is_bot,
+            reasons,
         };
         state.clicks.record(click).await;
         Counters::add(&state.counters.redirects_recorded, 1);

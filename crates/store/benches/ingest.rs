@@ -121,6 +121,7 @@ async fn run(mix: bool) -> f64 {
             referrer: None,
             source: None,
             is_bot: false,
+            reasons: Vec::new(),
         })
         .collect();
     store.insert_clicks(&clicks).await.unwrap();

@@ -11,7 +11,7 @@ use crate::{to_ms, BoxFuture, Context, Result, Store};
 
 /// The columns a click is written with, in the order both writers (this
 /// one and SQLite's batch writer) bind them.
-pub(crate) const CLICK_COLUMNS: [&str; 13] = [
+pub(crate) const CLICK_COLUMNS: [&str; 14] = [
     "id",
     "program_id",
     "link_id",
@@ -25,7 +25,14 @@ pub(crate) const CLICK_COLUMNS: [&str; 13] = [
     "source",
     "is_bot",
     "day",
+    "reasons",
 ];
+
+/// A click's fraud reasons as stored: JSON, or NULL when it has none.
+pub(crate) fn reasons_json(c: &Click) -> Option<String> {
+    (!c.reasons.is_empty())
+        .then(|| serde_json::to_string(&c.reasons).expect("reasons serialize"))
+}
 
 /// A row whose id exists is skipped: a click id is random, so a replayed
 /// batch after a crash must not fail whole; a user agent is keyed by its hash.
@@ -143,7 +150,8 @@ impl Store {
                     .bind(c.referrer.as_deref())
                     .bind(c.source.as_deref())
                     .bind(i64::from(c.is_bot))
-                    .bind(epoch_day(c.at));
+                    .bind(epoch_day(c.at))
+                    .bind(reasons_json(c));
             }
             q.execute(&mut *tx).await.context("inserting clicks")?;
         }

@@ -556,14 +556,16 @@ pub(crate) async fn write_planned(
 
 /// Accrue what `c` earns its credited partners and their team leads, in the
 /// transaction that writes it. A browser's report (pending) accrues on
-/// hold; a rejected or superseded one accrues nothing.
+/// hold, and so does one the fraud rules hold for review (`fraud_hold`); a
+/// rejected or superseded one accrues nothing.
 pub(crate) async fn accrue_conversion(
     tx: &mut dyn Db,
     backend: Backend,
     c: &Conversion,
+    fraud_hold: bool,
 ) -> Result<()> {
     let held = match c.status {
-        ConversionStatus::Approved => false,
+        ConversionStatus::Approved => fraud_hold,
         ConversionStatus::Pending => true,
         ConversionStatus::Rejected | ConversionStatus::Superseded => return Ok(()),
     };

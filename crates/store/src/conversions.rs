@@ -204,7 +204,7 @@ impl Store {
         supersedes: &[String],
     ) -> Result<()> {
         let mut tx = self.begin_write().await.context("starting conversion")?;
-        insert_conversion_in(&mut tx, self.backend(), c, supersedes).await?;
+        insert_conversion_in(&mut tx, self.backend(), c, supersedes, false).await?;
         tx.commit().await.context("committing conversion")?;
         Ok(())
     }
@@ -303,12 +303,14 @@ impl Store {
     }
 }
 
-/// [`Store::insert_conversion_superseding`] inside the caller's write transaction.
+/// [`Store::insert_conversion_superseding`] inside the caller's write
+/// transaction; `fraud_hold`: the fraud rules hold its commissions for review.
 pub(crate) async fn insert_conversion_in(
     tx: &mut dyn Db,
     backend: Backend,
     c: &Conversion,
     supersedes: &[String],
+    fraud_hold: bool,
 ) -> Result<()> {
     let attribution = serde_json::to_string(&c.attribution).expect("attribution serialises");
     let products = serde_json::to_string(&c.products).expect("products serialise");
@@ -408,7 +410,7 @@ pub(crate) async fn insert_conversion_in(
             .await?;
         }
     }
-    crate::commissions::accrue_conversion(tx, backend, c).await?;
+    crate::commissions::accrue_conversion(tx, backend, c, fraud_hold).await?;
     Ok(())
 }
 

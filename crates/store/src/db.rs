@@ -217,10 +217,12 @@ pub(crate) trait Db: Send {
 /// Reads kept for the length of one write transaction on SQLite's native
 /// writer (a group of conversions or a batch of events): each program's
 /// enabled webhook endpoints, read once per group instead of twice per
-/// conversion.
+/// conversion; each program's fraud settings.
 #[derive(Debug, Default)]
 pub(crate) struct WriteMemo {
     pub endpoints: std::collections::HashMap<String, Vec<Row>>,
+    /// Each program's fraud settings.
+    pub fraud: std::collections::HashMap<String, std::sync::Arc<tribute_core::fraud::FraudConfig>>,
 }
 
 /// The first row of a query, if any.

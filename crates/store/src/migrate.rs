@@ -44,6 +44,7 @@ const SQLITE: &[Migration] = migrations!("sqlite":
     7 => "0007_identity_claims.sql",
     8 => "0008_commissions.sql",
     9 => "0009_webhooks.sql",
+    10 => "0010_fraud.sql",
 );
 
 const POSTGRES: &[Migration] = migrations!("postgres":
@@ -56,6 +57,7 @@ const POSTGRES: &[Migration] = migrations!("postgres":
     7 => "0007_identity_claims.sql",
     8 => "0008_commissions.sql",
     9 => "0009_webhooks.sql",
+    10 => "0010_fraud.sql",
 );
 
 /// Migration 5: replace each postback token still stored in clear (a hash

@@ -28,6 +28,7 @@ use tribute_core::tracking::Conversion;
 
 use crate::conversions::{conversion_by_keys_in, credits_in, insert_conversion_in, Credit};
 use crate::db::{ready_now, Db, Native, WriteMemo};
+use crate::fraud::{keep_verdict, screen_in, Screening};
 use crate::identity::{resolve_journey_in, Journey};
 use crate::outbox::{emit, Pending};
 use crate::sqlite_batch::{in_write_transaction, SqliteBatchWriter};
@@ -54,6 +55,8 @@ pub struct Recording<E> {
     pub journey: Journey,
     pub supersedes: Vec<String>,
     pub decide: Decide<E>,
+    /// What the fraud rules know of the buyer beyond the conversion.
+    pub screening: Screening,
 }
 
 impl<E> std::fmt::Debug for Recording<E> {
@@ -106,7 +109,19 @@ async fn record_in<E>(
         Ok(c) => c,
         Err(e) => return Ok(Recorded::Refused(e)),
     };
-    insert_conversion_in(conn, backend, &conversion, &r.supersedes).await?;
+    let verdict = screen_in(
+        conn,
+        &conversion,
+        &r.supersedes,
+        &r.journey.keys,
+        &r.screening,
+    )
+    .await?;
+    let held = verdict.as_ref().is_some_and(|v| v.held);
+    insert_conversion_in(conn, backend, &conversion, &r.supersedes, held).await?;
+    if let Some(v) = &verdict {
+        keep_verdict(conn, &conversion, v).await?;
+    }
     let credits = credits_in(conn, &conversion.id).await?;
     emit(conn, &conversion.program_id, conversion.received_at, |_| {
         vec![conversion_created(&conversion, &credits)]

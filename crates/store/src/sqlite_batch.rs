@@ -18,7 +18,7 @@ use rusqlite::{Connection, OpenFlags};
 use tribute_core::click::{epoch_day, Click};
 use tribute_core::tracking::Event;
 
-use crate::clicks::{ua_id, CLICK_COLUMNS, SKIP_EXISTING_ID, USER_AGENT_COLUMNS};
+use crate::clicks::{reasons_json, ua_id, CLICK_COLUMNS, SKIP_EXISTING_ID, USER_AGENT_COLUMNS};
 use crate::db::{ready_now, Native, WriteMemo};
 use crate::events::linking;
 use crate::events::{EVENT_COLUMNS, EVENT_CONFLICT};
@@ -283,7 +283,8 @@ fn bind_click(stmt: &mut rusqlite::Statement<'_>, at: usize, c: &Click) -> rusql
     stmt.raw_bind_parameter(at + 9, &c.referrer)?;
     stmt.raw_bind_parameter(at + 10, &c.source)?;
     stmt.raw_bind_parameter(at + 11, i64::from(c.is_bot))?;
-    stmt.raw_bind_parameter(at + 12, epoch_day(c.at))
+    stmt.raw_bind_parameter(at + 12, epoch_day(c.at))?;
+    stmt.raw_bind_parameter(at + 13, reasons_json(c))
 }
 
 fn insert_clicks(conn: &mut Connection, clicks: &[Click]) -> Result<()> {

@@ -77,6 +77,7 @@ fn click(link: &Link, at: DateTime<Utc>, visitor: &str, is_bot: bool) -> Click {
         referrer: None,
         source: link.source.clone(),
         is_bot,
+        reasons: Vec::new(),
     }
 }
 

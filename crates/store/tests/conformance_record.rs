@@ -57,6 +57,7 @@ fn recording(
             c.external_id = Some(order.clone());
             Ok(c)
         }),
+        screening: Default::default(),
     }
 }
 

@@ -190,6 +190,7 @@ fn recording(p: &Program, keys: Vec<String>, order: &str, v: i64, ok: bool) -> R
             c.external_id = Some(order.clone());
             Ok(c)
         }),
+        screening: Default::default(),
     }
 }
 

@@ -136,6 +136,10 @@ pub struct FraudConfig {
     pub enabled: bool,
     /// A conversion scoring this or more is held for review (0 to 100).
     pub review_threshold: u8,
+    /// A click whose reasons score this or more (1 to 100) is suspicious:
+    /// kept, but left out of unique clicks and attribution. Below it the
+    /// reasons are kept as evidence only (a double click alone, say).
+    pub click_threshold: u8,
     /// Weights by rule name, overriding [`RULES`]' defaults; 0 turns a
     /// rule off.
     pub weights: BTreeMap<String, u8>,
@@ -166,6 +170,7 @@ impl Default for FraudConfig {
         Self {
             enabled: true,
             review_threshold: 60,
+            click_threshold: 50,
             weights: BTreeMap::new(),
             review_above_amount: None,
             forbid_brand_bidding: false,
@@ -219,6 +224,9 @@ impl FraudConfig {
     pub fn check(&self) -> Result<(), FieldError> {
         if self.review_threshold > 100 {
             return Err(FieldError::new("review_threshold", "must be 0 to 100"));
+        }
+        if !(1..=100).contains(&self.click_threshold) {
+            return Err(FieldError::new("click_threshold", "must be 1 to 100"));
         }
         for (rule, w) in &self.weights {
             if !RULES.iter().any(|(name, _, _)| name == rule) {

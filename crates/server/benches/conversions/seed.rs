@@ -144,6 +144,7 @@ pub async fn seed(store: &Store, n: usize) -> Seed {
                 referrer: None,
                 source: None,
                 is_bot: false,
+                reasons: Vec::new(),
             }
         })
         .collect();

@@ -84,11 +84,20 @@ async fn list(
     let ids: Vec<ConversionId> = rows.iter().map(|c| c.id.clone()).collect();
     // One query for every listed conversion's credits, not one per row.
     let mut credits = state.store.conversion_credits_of(&ids).await?;
+    let mut risks = state.store.conversion_risks_of(&ids).await?;
     let mut views = Vec::with_capacity(rows.len());
     for c in rows {
         let mine = credits.remove(c.id.as_str()).unwrap_or_default();
         let (own_coupon, own_click) = ownership(&state.store, &c, &viewer).await?;
-        views.extend(ConversionView::new(c, mine, &viewer, own_coupon, own_click));
+        let risk = risks.remove(c.id.as_str());
+        views.extend(ConversionView::new(
+            c,
+            mine,
+            &viewer,
+            own_coupon,
+            own_click,
+            risk,
+        ));
     }
     Ok(Json(List::from_overfetch(views, page)))
 }

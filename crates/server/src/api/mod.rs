@@ -10,6 +10,7 @@ mod attribution;
 mod commissions;
 mod conversions;
 mod coupons;
+mod fraud;
 mod fx_rates;
 mod integrations;
 mod keys;
@@ -51,6 +52,7 @@ pub fn router() -> Router<AppState> {
         .merge(statement::router())
         .merge(integrations::router())
         .merge(webhooks::router())
+        .merge(fraud::router())
 }
 
 /// For PATCH bodies: tells "absent" (`None`) from "set to null" (`Some(None)`).

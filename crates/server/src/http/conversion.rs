@@ -10,7 +10,8 @@ use tribute_core::fx::Converted;
 use tribute_core::ids::{ConversionId, PartnerId};
 use tribute_core::money::Currency;
 use tribute_core::tracking::{Conversion, ConversionStatus, Product};
-use tribute_store::{Credit, Store};
+use tribute_core::fraud::Reason;
+use tribute_store::{Credit, Store, StoredRisk};
 
 use super::error::ApiResult;
 
@@ -80,6 +81,25 @@ pub struct ConversionView {
     pub attribution: Option<Attribution>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// The fraud score and its reasons: admins only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk: Option<RiskView>,
+    /// `under_review` while the conversion's commissions are held for the
+    /// owner's review: what a partner sees instead of the reasons, which
+    /// would teach the fraud.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<&'static str>,
+}
+
+/// A conversion's fraud score as its owner sees it.
+#[derive(Debug, Serialize, Clone, PartialEq)]
+pub struct RiskView {
+    /// 0 to 100.
+    pub score: u8,
+    /// Strongest first: the rule, the evidence, what it added.
+    pub reasons: Vec<Reason>,
+    /// `none` (never held), `held`, `approved` or `rejected`.
+    pub review: String,
 }
 
 fn part(cr: Credit) -> PartnerPart {
@@ -103,6 +123,7 @@ impl ConversionView {
         viewer: &Viewer,
         own_coupon: bool,
         own_click: bool,
+        risk: Option<StoredRisk>,
     ) -> Option<Self> {
         let partners: Vec<PartnerPart> = credits
             .into_iter()
@@ -133,6 +154,15 @@ impl ConversionView {
             fx: c.fx.map(FxView::from),
             summary: admin.then(|| c.attribution.summary()),
             attribution: admin.then_some(c.attribution),
+            review: risk
+                .as_ref()
+                .filter(|r| partner && r.review == "held")
+                .map(|_| "under_review"),
+            risk: risk.filter(|_| admin).map(|r| RiskView {
+                score: r.score,
+                reasons: r.reasons,
+                review: r.review,
+            }),
         })
     }
 
@@ -155,7 +185,8 @@ impl ConversionView {
             None => store.conversion_credits(&c.id).await?,
         };
         let (own_coupon, own_click) = ownership(store, &c, viewer).await?;
-        Ok(Self::new(c, credits, viewer, own_coupon, own_click))
+        let risk = store.conversion_risk(&c.id).await?;
+        Ok(Self::new(c, credits, viewer, own_coupon, own_click, risk))
     }
 }
 

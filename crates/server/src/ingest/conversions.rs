@@ -15,7 +15,7 @@ use tribute_core::conversion::{
     NewConversion, Reporter, MAX_EXTERNAL_ID,
 };
 use tribute_core::coupon::CouponCode;
-use tribute_core::identity::{Claim, RawIdentifiers};
+use tribute_core::identity::{email_domain, Claim, RawIdentifiers};
 use tribute_core::program::Program;
 use tribute_core::tracking::{parse_click_id, parse_occurred_at, Product};
 use tribute_core::FieldError;
@@ -89,6 +89,7 @@ impl ConversionInput {
             idempotency_key,
             value,
             status: reported_status("status", Reporter::Server, self.status.as_deref())?,
+            email_domain: email_domain(self.email.as_deref()),
             ids: RawIdentifiers {
                 anonymous_id: self.anonymous_id,
                 user_id: self.user_id,

@@ -14,7 +14,7 @@ use tribute_core::conversion::{
     Reporter, MAX_EXTERNAL_ID,
 };
 use tribute_core::coupon::CouponCode;
-use tribute_core::identity::{Claim, RawIdentifiers};
+use tribute_core::identity::{email_domain, Claim, RawIdentifiers};
 use tribute_core::ids::ProgramId;
 use tribute_core::postback::token_matches;
 use tribute_core::program::Program;
@@ -137,6 +137,7 @@ impl PostbackQuery {
             idempotency_key: None,
             value,
             status: reported_status("status", Reporter::Server, self.status.as_deref())?,
+            email_domain: email_domain(self.email.as_deref()),
             ids: RawIdentifiers {
                 email: self.email,
                 ..RawIdentifiers::default()

@@ -8,6 +8,8 @@
 //! its request future at whatever `.await` it had reached, so the work runs
 //! on a task of its own and the request only waits for it.
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, SubsecRound, Utc};
 use tribute_core::attribution::{attribute, Touch, TouchKind};
 use tribute_core::conversion::{NewConversion, Reporter};
@@ -19,7 +21,7 @@ use tribute_core::program::Program;
 use tribute_core::tracking::{Conversion, ConversionStatus, Product};
 use tribute_core::FieldError;
 use tribute_store::Recorded::{Exists, Refused, Written};
-use tribute_store::{Credit, Journey, NewTouch, Recording, StoreError};
+use tribute_store::{Credit, Journey, NewTouch, Recording, Screening, StoreError};
 
 use super::fit::{fit_for, program_model};
 use crate::http::{ApiError, ApiResult};
@@ -130,6 +132,31 @@ pub async fn in_program_currency(
     Ok(Some(InProgramCurrency { fx, products }))
 }
 
+/// What the fraud rules know of the buyer beyond the conversion: the
+/// e-mail's domain, the keyed hash of an `ip` the owner's backend put in
+/// the metadata (taken out: the address itself is never stored), a
+/// `payment_fingerprint` from the metadata, and the program's statistics.
+fn screening(
+    state: &AppState,
+    program: &Program,
+    new: &NewConversion,
+) -> (serde_json::Map<String, serde_json::Value>, Screening) {
+    let mut metadata = new.metadata.clone();
+    let ip = metadata
+        .remove("ip")
+        .and_then(|v| v.as_str().and_then(|s| s.trim().parse::<IpAddr>().ok()));
+    let screening = Screening {
+        email_domain: new.email_domain.clone(),
+        ip_hash: ip.map(|ip| state.hasher.ip_key(ip)),
+        payment_fingerprint: metadata
+            .get("payment_fingerprint")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+        stats: state.fraud.stats(&state.store, &program.id),
+    };
+    (metadata, screening)
+}
+
 async fn record_now(
     state: &AppState,
     program: &Program,
@@ -215,7 +242,7 @@ async fn record_now(
         .customer_id
         .as_ref()
         .map(|c| format!("customer:{c}"));
-    let metadata = new.metadata.clone();
+    let (metadata, screening) = screening(state, program, &new);
     // The store may ask again (when its group of conversions is written
     // anew), so the decision clones what it hands over.
     let decide = move |person: PersonId, touches: Vec<Touch>| -> ApiResult<Conversion> {
@@ -248,6 +275,7 @@ async fn record_now(
         journey,
         supersedes: new.browser_reports(),
         decide: Box::new(decide),
+        screening,
     };
     match state.store.record_conversion(recording).await {
         Ok(Written {

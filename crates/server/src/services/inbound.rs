@@ -18,7 +18,7 @@ use tribute_core::conversion::{
 };
 use tribute_core::coupon::CouponCode;
 use tribute_core::fx::convert;
-use tribute_core::identity::{Claim, RawIdentifiers};
+use tribute_core::identity::{email_domain, Claim, RawIdentifiers};
 use tribute_core::ids::{ClickId, ConversionId, EventId, InboundDeliveryId};
 use tribute_core::integration::{
     interpret, Inbound, InboundConversion, InboundRefund, RefundKind as ProviderRefundKind,
@@ -203,6 +203,7 @@ async fn conversion(
         value: conversion_value("value", c.value, currency)?,
         status: reported_status("status", Reporter::Server, None)?,
         ids: c.ids.parse()?,
+        email_domain: email_domain(c.ids.email.as_deref()),
         claim: Claim::Verified,
         click_id: click_id(c.click_id.as_deref()),
         coupon: c.coupon.as_deref().and_then(|s| CouponCode::parse(s).ok()),

@@ -509,9 +509,9 @@ impl TestApp {
     pub async fn visit(&self, path: &str) -> Reply {
         self.visit_as(path, &Visitor::default()).await
     }
-
     pub async fn visit_as(&self, path: &str, visitor: &Visitor) -> Reply {
-        let mut request = self.client.request(visitor.method.clone(), self.url(path));
+        let request = self.client.request(visitor.method.clone(), self.url(path));
+        let mut request = request.header("accept-language", "en-GB,en;q=0.9"); // as browsers do
         if let Some(ua) = visitor.user_agent {
             request = request.header(USER_AGENT, ua);
         }

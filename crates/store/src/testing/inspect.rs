@@ -10,7 +10,7 @@ use crate::{corrupt, from_ms, to_ms, Context, Result, Store, StoreError};
 
 /// Columns of a click as read, its user agent joined from `user_agents`.
 const CLICK_COLUMNS: &str = "c.id, c.program_id, c.link_id, c.partner_id, c.at, \
-     c.ip_truncated, c.ip_hash, c.visitor_hash, u.user_agent, c.referrer, c.source, c.is_bot";
+     c.ip_truncated, c.ip_hash, c.visitor_hash, u.user_agent, c.referrer, c.source, c.is_bot, c.reasons";
 
 /// The table expression `CLICK_COLUMNS` reads from.
 const CLICK_FROM: &str = "clicks c LEFT JOIN user_agents u ON u.id = c.ua_id";
@@ -29,6 +29,7 @@ struct ClickRow {
     referrer: Option<String>,
     source: Option<String>,
     is_bot: i64,
+    reasons: Option<String>,
 }
 
 impl TryFrom<ClickRow> for Click {
@@ -47,6 +48,11 @@ impl TryFrom<ClickRow> for Click {
             referrer: r.referrer,
             source: r.source,
             is_bot: r.is_bot != 0,
+            reasons: match r.reasons {
+                Some(json) => serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("click reasons: {e}")))?,
+                None => Vec::new(),
+            },
         })
     }
 }

@@ -139,6 +139,7 @@ pub async fn clicked(store: &Store, partner: &Partner, at: DateTime<Utc>, is_bot
         referrer: None,
         source: None,
         is_bot,
+        reasons: Vec::new(),
     };
     store
         .insert_clicks(std::slice::from_ref(&click))

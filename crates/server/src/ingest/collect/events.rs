@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use tribute_core::attribution::TouchKind;
 use tribute_core::conversion::{reported_status, scrub_contact, Commerce, NewConversion, Reporter};
 use tribute_core::coupon::CouponCode;
-use tribute_core::identity::{Claim, RawIdentifiers};
+use tribute_core::identity::{email_domain, Claim, RawIdentifiers};
 use tribute_core::program::Program;
 use tribute_core::tracking::{parse_click_id, Event, TrackMeaning, TrackingSettings};
 use tribute_core::FieldError;
@@ -194,6 +194,7 @@ async fn item(
             idempotency_key: Some(event_id.to_owned()),
             value: order.value,
             status: reported_status("status", Reporter::Snippet, None)?,
+            email_domain: email_domain(e.email.as_deref()),
             ids: RawIdentifiers {
                 anonymous_id: e.anonymous_id,
                 user_id: e.user_id,

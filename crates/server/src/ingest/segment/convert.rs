@@ -401,6 +401,9 @@ impl Ctx<'_> {
             // Segment has no status: the owner approves, whoever the sender.
             status: ConversionStatus::Pending,
             ids: person,
+            // Segment's traits e-mail is hashed with the person before it
+            // gets here: the disposable-address rule has no domain to read.
+            email_domain: None,
             claim: self.claim,
             click_id,
             coupon: order.coupon,
