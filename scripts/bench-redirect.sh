@@ -9,6 +9,9 @@
 #
 #   scripts/bench-redirect.sh [DURATION_SECONDS] [ROUNDS]
 #
+# With BENCH_WRK_SCRIPT=scripts/wrk-visitors.lua every request comes from
+# another address (serve with --trust-proxy in BENCH_SERVERS' extra args).
+#
 # Several Tributes can be compared in the same run (each on its own fresh
 # database, all alternating with the bare server): set BENCH_SERVERS to
 # `label|binary|extra serve args` entries separated by `;`, e.g.
@@ -58,7 +61,10 @@ target/release/examples/bare302 "$BARE" & pids+=($!)
 wait_up "$BARE"
 
 UA='Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36'
-run() { wrk -t2 -c64 -d"${DURATION}s" --latency -H "User-Agent: $UA" "http://$1/r/bench"; }
+# BENCH_WRK_SCRIPT: a wrk Lua script shaping each request (e.g.
+# scripts/wrk-visitors.lua: a new client address per request).
+WRK_ARGS=(); [ -n "${BENCH_WRK_SCRIPT:-}" ] && WRK_ARGS=(-s "$BENCH_WRK_SCRIPT")
+run() { wrk -t2 -c64 -d"${DURATION}s" --latency "${WRK_ARGS[@]}" -H "User-Agent: $UA" "http://$1/r/bench"; }
 # Warm everything up (connection setup, link cache), then measure.
 wrk -t2 -c64 -d2s "http://$BARE/r/bench" >/dev/null
 for a in "${addrs[@]}"; do wrk -t2 -c64 -d2s -H "User-Agent: $UA" "http://$a/r/bench" >/dev/null; done

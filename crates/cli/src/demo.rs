@@ -259,6 +259,15 @@ async fn seed(store: &Store, rng: &mut StdRng) -> anyhow::Result<(Program, Vec<S
             referrer: Some("https://news.example.org/".into()),
             source: link.source.clone(),
             is_bot,
+            reasons: if is_bot {
+                vec![tribute_core::fraud::Reason {
+                    rule: "bot_user_agent".into(),
+                    evidence: format!("the user agent {ua:?} is a known bot"),
+                    contribution: 100,
+                }]
+            } else {
+                Vec::new()
+            },
         });
     }
     store.insert_clicks(&clicks).await?;

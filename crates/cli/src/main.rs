@@ -87,6 +87,11 @@ struct ServeArgs {
     /// delivery bodies (personal data in providers' payloads goes with them).
     #[arg(long, env = "TRIBUTE_WEBHOOK_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
     webhook_retention_days: u64,
+    /// Run the fraud click rules (implausible browsers, velocity, duplicate
+    /// clicks, paid-search ids, banned referrers) on every redirect;
+    /// `false`: only bots are flagged.
+    #[arg(long, env = "TRIBUTE_FRAUD_CLICK_RULES", default_value_t = true, action = clap::ArgAction::Set)]
+    fraud_click_rules: bool,
 }
 
 /// A retry scale: a positive number no larger than 1.
@@ -271,6 +276,7 @@ async fn serve(store: Store, listener: TcpListener, args: &ServeArgs) -> anyhow:
             redirect_per_ip: args.redirect_rate_limit_ip,
         },
         metrics_separate: args.metrics_listen.is_some(),
+        click_rules: args.fraud_click_rules,
         webhooks: WebhookSettings {
             allow_private: args.webhooks_allow_private,
             retry: RetryPolicy {

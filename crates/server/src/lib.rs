@@ -65,6 +65,9 @@ pub struct ServerConfig {
     pub tier_interval: Duration,
     /// The outbound webhook sender's settings.
     pub webhooks: workers::webhooks::WebhookSettings,
+    /// Run the fraud click rules on each redirect (`false`: bots are still
+    /// flagged, nothing else is checked).
+    pub click_rules: bool,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +81,7 @@ impl Default for ServerConfig {
             release_every: Duration::from_secs(60),
             tier_interval: Duration::from_secs(24 * 60 * 60),
             webhooks: workers::webhooks::WebhookSettings::default(),
+            click_rules: true,
         }
     }
 }

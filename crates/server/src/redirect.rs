@@ -131,7 +131,10 @@ async fn redirect(
         // The click rules: bots, implausible browsers, velocity, duplicates,
         // paid-search click ids, banned referrers. A flagged click is kept
         // with its reasons, as a bot: out of unique clicks and attribution.
-        let reasons = state.fraud.assess_click(
+        let reasons = if !state.config.click_rules {
+            Vec::new()
+        } else {
+            state.fraud.assess_click(
             &ClickRequest {
                 headers,
                 query,
@@ -145,13 +148,14 @@ async fn redirect(
             &cached.fraud,
             &state.bots,
             &state.hasher,
-        );
+        )
+        };
         // A HEAD is never a person following a link (link previews, checkers):
         // it is recorded, and counted as a bot.
         // Bots are flagged even where the owner gave their rule no weight.
         let is_bot = method == Method::HEAD
             || Risk::flags_click(&reasons, &cached.fraud)
-            || (cached.fraud.weight("bot_user_agent") == 0
+            || ((!state.config.click_rules || cached.fraud.weight("bot_user_agent") == 0)
                 && state.bots.is_bot(user_agent.as_deref()));
         let click = Click {
             id,

@@ -207,7 +207,7 @@ async fn reviews_and_settings_refuse_bad_input_and_partners_and_change_nothing(a
         .await
         .assert_error(409, Some("decision"), "decided twice");
     assert_eq!(commission_statuses(&app, &id).await, vec!["voided"]);
-    let unknown = format!("/conversions/{}/review", "cv_0000000000000000000000");
+    let unknown = format!("/conversions/{}/review", "cnv_0000000000000000000000");
     app.post(&unknown, &app.admin_key, &json!({"decision": "approve"}))
         .await
         .assert_error(404, None, "no such conversion");

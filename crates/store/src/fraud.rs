@@ -207,7 +207,10 @@ pub(crate) async fn screen_in(
         order_key,
         click_ms: first_click.map(|d| d.num_milliseconds()),
     };
-    if !config.enabled || credited.is_empty() {
+    if !config.enabled {
+        return Ok(None);
+    }
+    if credited.is_empty() {
         return Ok(Some(verdict));
     }
     let dup = duplicates(conn, c, verdict.order_key.as_deref(), superseding, &config).await?;

@@ -40,6 +40,10 @@
 //! drives with the sender delivering at the same time (and the receiver
 //! sharing the machine). Each rate is printed against `off`'s, measured in
 //! the same run (`CONVERSIONS_ROUNDS` alternations, 1).
+//!
+//! Fraud: `CONVERSIONS_FRAUD` (`on`) scores every conversion with the
+//! program's default fraud settings; `off,on` also runs each variant with
+//! fraud turned off for the program, and prints on's rate against off's.
 
 mod outbox;
 mod seed;
@@ -185,8 +189,13 @@ fn run(
     n: usize,
     clients: usize,
     hooks: Hooks,
+    fraud: bool,
 ) -> Option<f64> {
-    let name = format!("{backend:?}, webhooks {hooks:?}").to_lowercase();
+    let name = format!(
+        "{backend:?}, webhooks {hooks:?}, fraud {}",
+        if fraud { "on" } else { "off" }
+    )
+    .to_lowercase();
     let Some(db) = server_rt.block_on(TestDb::of(backend)) else {
         println!("conversions {name}: SKIPPED (no PostgreSQL server; set CI=true to fail instead)");
         return None;
@@ -194,6 +203,18 @@ fn run(
     let seeded = Instant::now();
     let seed = Arc::new(server_rt.block_on(seed(&db.store, n)));
     let seed_secs = seeded.elapsed().as_secs_f64();
+    if !fraud {
+        let off = tribute_core::fraud::FraudConfig {
+            enabled: false,
+            ..Default::default()
+        };
+        server_rt
+            .block_on(
+                db.store
+                    .set_fraud_config(&seed.program.id, &off, chrono::Utc::now()),
+            )
+            .expect("fraud off");
+    }
     let received = (hooks != Hooks::Off).then(|| {
         let (url, got) = client_rt.block_on(outbox::receiver());
         server_rt.block_on(outbox::subscribe(&db.store, &seed, &url));
@@ -348,6 +369,15 @@ fn main() {
             other => panic!("CONVERSIONS_WEBHOOKS: {other:?} is not off, enqueue or on"),
         })
         .collect();
+    let frauds: Vec<bool> = std::env::var("CONVERSIONS_FRAUD")
+        .unwrap_or_else(|_| "on".into())
+        .split(',')
+        .map(|f| match f.trim() {
+            "on" => true,
+            "off" => false,
+            other => panic!("CONVERSIONS_FRAUD: {other:?} is not off or on"),
+        })
+        .collect();
     let rounds = env_usize("CONVERSIONS_ROUNDS", 1).max(1);
     for backend in backends.split(',').map(str::trim) {
         let (backend, n) = match backend {
@@ -356,9 +386,18 @@ fn main() {
             other => panic!("CONVERSIONS_BACKENDS: unknown backend {other:?} (sqlite, postgres)"),
         };
         let mut rates: HashMap<&'static str, Vec<f64>> = HashMap::new();
+        let mut by_fraud: HashMap<bool, Vec<f64>> = HashMap::new();
         for _ in 0..rounds {
-            for &h in &hooks {
-                if let Some(rate) = run(&server_rt, &client_rt, backend, n, clients, h) {
+            for &fraud in &frauds {
+                for &h in &hooks {
+                    let Some(rate) = run(&server_rt, &client_rt, backend, n, clients, h, fraud)
+                    else {
+                        continue;
+                    };
+                    by_fraud.entry(fraud).or_default().push(rate);
+                    if fraud != frauds[frauds.len() - 1] {
+                        continue;
+                    }
                     let key = match h {
                         Hooks::Off => "off",
                         Hooks::Enqueue => "enqueue",
@@ -369,6 +408,16 @@ fn main() {
             }
         }
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        if let (Some(on), Some(off)) = (by_fraud.get(&true), by_fraud.get(&false)) {
+            println!(
+                "conversions {backend:?}: fraud on / off = {:.3} ({:.0} / {:.0} conversions/s, \
+                 mean of {} rounds)",
+                mean(on) / mean(off),
+                mean(on),
+                mean(off),
+                on.len()
+            );
+        }
         if let Some(off) = rates.get("off") {
             for key in ["enqueue", "on"] {
                 if let Some(with) = rates.get(key) {

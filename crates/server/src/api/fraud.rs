@@ -96,8 +96,8 @@ async fn show(
     Ok(Json(view(program, config)))
 }
 
-/// Change the fields given; the rest keep their values. `weights` merges
-/// by rule name. Errors name the field and change nothing.
+/// Change the fields given; the rest keep their values (`weights` is
+/// replaced as a whole). Errors name the field and change nothing.
 #[tracing::instrument(skip_all, fields(id = %id))]
 async fn update(
     State(state): State<AppState>,
@@ -291,7 +291,9 @@ struct IdentifiersView {
 fn opaque(field: &str, v: Option<String>) -> Result<Option<String>, FieldError> {
     match v.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
-        Some(s) if s.len() > 200 => Err(FieldError::new(field, "must be at most 200 bytes")),
+        Some(s) if s.chars().count() > 200 => {
+            Err(FieldError::new(field, "must be at most 200 characters"))
+        }
         Some(s) => {
             tribute_core::text::check_plain_text(field, s)?;
             Ok(Some(s.to_owned()))

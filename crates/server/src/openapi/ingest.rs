@@ -231,11 +231,35 @@ fn conversion() -> Value {
             any_object("model, window, touches counted and excluded with reasons (admins only)"),
         ),
         ("summary", described(string(), "admins only")),
+        (
+            "risk",
+            described(
+                object(
+                    &[
+                        ("score", integer(0, 100)),
+                        ("reasons", array(schema_ref("RiskReason"))),
+                        (
+                            "review",
+                            one_of_strings(["none", "held", "approved", "rejected"]),
+                        ),
+                    ],
+                    &["score", "reasons", "review"],
+                ),
+                "the fraud score and its reasons, strongest first: admins only",
+            ),
+        ),
+        (
+            "review",
+            described(
+                one_of_strings(["under_review"]),
+                "partners only, while the conversion is held for the owner's review",
+            ),
+        ),
     ];
     let required: Vec<&str> = props
         .iter()
         .map(|(k, _)| *k)
-        .filter(|k| !matches!(*k, "attribution" | "summary" | "fx"))
+        .filter(|k| !matches!(*k, "attribution" | "summary" | "fx" | "risk" | "review"))
         .collect();
     object(&props, &required)
 }

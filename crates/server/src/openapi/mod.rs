@@ -12,6 +12,7 @@
 mod attribution;
 mod commission_rules;
 mod commissions;
+mod fraud;
 mod hooks;
 mod ingest;
 mod integrations;
@@ -71,6 +72,7 @@ pub fn document() -> Value {
         (payouts::schemas(), payouts::paths()),
         (webhooks::schemas(), webhooks::paths()),
         (integrations::schemas(), integrations::paths()),
+        (fraud::schemas(), fraud::paths()),
         (Vec::new(), hooks::paths()),
     ];
     for (s, p) in parts {
