@@ -135,7 +135,10 @@ mod tests {
         let h = VisitorHasher::new(b"one");
         let ip: IpAddr = "2001:db8::1".parse().unwrap();
         assert_eq!(format!("{:016x}", h.ip_key(ip)), h.ip_hash(ip));
-        assert_eq!(format!("{:016x}", h.visitor_key(ip, "ua")), h.visitor_hash(ip, "ua"));
+        assert_eq!(
+            format!("{:016x}", h.visitor_key(ip, "ua")),
+            h.visitor_hash(ip, "ua")
+        );
         assert_ne!(h.ip_key(ip), h.visitor_key(ip, ""));
     }
 

@@ -101,7 +101,10 @@ mod tests {
     #[test]
     fn a_click_is_flagged_at_the_threshold_and_a_bot_always() {
         let config = FraudConfig::default();
-        assert!(!Risk::flags_click(&[reason("duplicate_click", 30)], &config));
+        assert!(!Risk::flags_click(
+            &[reason("duplicate_click", 30)],
+            &config
+        ));
         assert!(Risk::flags_click(
             &[reason("duplicate_click", 30), reason("link_velocity", 40)],
             &config

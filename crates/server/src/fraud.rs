@@ -68,7 +68,11 @@ impl Screen {
         // Only a query can carry a paid-search click id or a campaign.
         let query: Vec<(String, String)> = c
             .query
-            .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
             .unwrap_or_default();
         let facts = ClickFacts {
             user_agent: c.user_agent,
@@ -96,14 +100,21 @@ impl Screen {
     /// A program's statistics as last computed, starting a computation in
     /// the background when there are none yet or they are older than
     /// [`STATS_TTL`]. Never waits for one.
-    pub fn stats(self: &Arc<Self>, store: &Store, program: &ProgramId) -> Option<Arc<ProgramStats>> {
+    pub fn stats(
+        self: &Arc<Self>,
+        store: &Store,
+        program: &ProgramId,
+    ) -> Option<Arc<ProgramStats>> {
         let held = self
             .stats
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(program)
             .cloned();
-        if held.as_ref().is_none_or(|(at, _)| at.elapsed() >= STATS_TTL) {
+        if held
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= STATS_TTL)
+        {
             self.refresh(store.clone(), program.clone());
         }
         held.map(|(_, s)| s)

@@ -135,20 +135,20 @@ async fn redirect(
             Vec::new()
         } else {
             state.fraud.assess_click(
-            &ClickRequest {
-                headers,
-                query,
-                ip,
-                user_agent: user_agent.as_deref(),
-                referrer: referrer.as_deref(),
-                partner_id: link.partner_id.as_str(),
-                link_id: link.id.as_str(),
-                at: now,
-            },
-            &cached.fraud,
-            &state.bots,
-            &state.hasher,
-        )
+                &ClickRequest {
+                    headers,
+                    query,
+                    ip,
+                    user_agent: user_agent.as_deref(),
+                    referrer: referrer.as_deref(),
+                    partner_id: link.partner_id.as_str(),
+                    link_id: link.id.as_str(),
+                    at: now,
+                },
+                &cached.fraud,
+                &state.bots,
+                &state.hasher,
+            )
         };
         // A HEAD is never a person following a link (link previews, checkers):
         // it is recorded, and counted as a bot.

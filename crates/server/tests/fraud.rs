@@ -77,7 +77,10 @@ async fn buy(app: &TestApp, s: &Setup, order: &str, email: &str) -> Value {
 
 async fn commission_statuses(app: &TestApp, conversion: &str) -> Vec<String> {
     let list = app
-        .get(&format!("/commissions?conversion_id={conversion}"), &app.admin_key)
+        .get(
+            &format!("/commissions?conversion_id={conversion}"),
+            &app.admin_key,
+        )
         .await
         .ok(200)
         .clone();
@@ -108,14 +111,21 @@ async fn a_self_referred_conversion_is_held_with_its_reason_and_approving_releas
     assert_eq!(partner.ok(200)["review"], "under_review");
     assert!(partner.ok(200).get("risk").is_none());
     for secret in ["self_referral", "score", "reasons", "e-mail"] {
-        assert!(!partner.text.contains(secret), "{secret} in {}", partner.text);
+        assert!(
+            !partner.text.contains(secret),
+            "{secret} in {}",
+            partner.text
+        );
     }
     let listed = app.get("/conversions", &s.jane_key).await;
     assert_eq!(listed.ok(200)["data"][0]["review"], "under_review");
     assert!(!listed.text.contains("self_referral"));
     // It waits in the review queue.
     let queue = app
-        .get(&format!("/review-queue?program_id={}", s.program_id), &app.admin_key)
+        .get(
+            &format!("/review-queue?program_id={}", s.program_id),
+            &app.admin_key,
+        )
         .await;
     let items = queue.ok(200)["data"].as_array().unwrap().clone();
     assert_eq!(items.len(), 1);
@@ -134,10 +144,16 @@ async fn a_self_referred_conversion_is_held_with_its_reason_and_approving_releas
     assert_eq!(review["review"], "approved");
     let decisions = review["decisions"].as_array().unwrap();
     assert_eq!(decisions.len(), 2, "{review}");
-    assert_eq!((&decisions[0]["decision"], &decisions[0]["actor"]), (&json!("held"), &json!("system")));
+    assert_eq!(
+        (&decisions[0]["decision"], &decisions[0]["actor"]),
+        (&json!("held"), &json!("system"))
+    );
     assert_eq!(decisions[1]["decision"], "approved");
     assert_eq!(decisions[1]["note"], "she bought for a client");
-    assert!(str_of(&decisions[1], "actor").starts_with("key:"), "{review}");
+    assert!(
+        str_of(&decisions[1], "actor").starts_with("key:"),
+        "{review}"
+    );
     assert_eq!(commission_statuses(&app, &id).await, vec!["pending"]);
     let partner = app.get(&format!("/conversions/{id}"), &s.jane_key).await;
     assert!(partner.ok(200).get("review").is_none());
@@ -147,7 +163,9 @@ async fn a_self_referred_conversion_is_held_with_its_reason_and_approving_releas
     let clean = buy(&app, &s, "o-2", "someone@example.org").await;
     let clean_id = str_of(&clean, "id");
     assert_eq!(commission_statuses(&app, clean_id).await, vec!["pending"]);
-    let admin = app.get(&format!("/conversions/{clean_id}"), &app.admin_key).await;
+    let admin = app
+        .get(&format!("/conversions/{clean_id}"), &app.admin_key)
+        .await;
     assert_eq!(admin.ok(200)["risk"]["score"], 0);
     app.finish().await;
 }
@@ -181,13 +199,19 @@ async fn reviews_and_settings_refuse_bad_input_and_partners_and_change_nothing(a
     // the wrong shape is 400; either names the field.
     for (body, status, field) in [
         (json!({"decision": "maybe"}), 422, "decision"),
-        (json!({"decision": "approve", "note": "a\u{0}b"}), 422, "note"),
+        (
+            json!({"decision": "approve", "note": "a\u{0}b"}),
+            422,
+            "note",
+        ),
         (json!({"decision": "approve", "extra": 1}), 400, "extra"),
         (json!({"note": "no decision"}), 400, "decision"),
     ] {
-        app.post(&path, &app.admin_key, &body)
-            .await
-            .assert_error(status, Some(field), &body.to_string());
+        app.post(&path, &app.admin_key, &body).await.assert_error(
+            status,
+            Some(field),
+            &body.to_string(),
+        );
     }
     // A partner may neither decide nor read the queue or the settings.
     app.post(&path, &s.jane_key, &json!({"decision": "approve"}))
@@ -218,17 +242,35 @@ async fn reviews_and_settings_refuse_bad_input_and_partners_and_change_nothing(a
     assert_eq!(before["review_threshold"], 60);
     assert_eq!(before["rules"].as_array().unwrap().len(), 19);
     for (body, status, field) in [
-        (json!({"review_threshold": 101}), 422, Some("review_threshold")),
-        (json!({"weights": {"no_such_rule": 5}}), 422, Some("weights.no_such_rule")),
+        (
+            json!({"review_threshold": 101}),
+            422,
+            Some("review_threshold"),
+        ),
+        (
+            json!({"weights": {"no_such_rule": 5}}),
+            422,
+            Some("weights.no_such_rule"),
+        ),
         (json!({"click_threshold": 0}), 422, Some("click_threshold")),
-        (json!({"weights": {"self_referral": 300}}), 422, Some("weights")),
-        (json!({"velocity": {"per_ip_per_minute": 0}}), 422, Some("velocity")),
+        (
+            json!({"weights": {"self_referral": 300}}),
+            422,
+            Some("weights"),
+        ),
+        (
+            json!({"velocity": {"per_ip_per_minute": 0}}),
+            422,
+            Some("velocity"),
+        ),
         (json!({"colour": "red"}), 422, Some("colour")),
         (json!(["not", "an", "object"]), 400, None),
     ] {
-        app.patch(&fraud, &app.admin_key, &body)
-            .await
-            .assert_error(status, field, &body.to_string());
+        app.patch(&fraud, &app.admin_key, &body).await.assert_error(
+            status,
+            field,
+            &body.to_string(),
+        );
     }
     assert_eq!(app.get(&fraud, &app.admin_key).await.ok(200), &before);
     let after = app
@@ -257,7 +299,10 @@ async fn reviews_and_settings_refuse_bad_input_and_partners_and_change_nothing(a
     assert_eq!(app.get(&fraud, &app.admin_key).await.ok(200), &after);
     // At 95 a self-referral (90) alone is no longer held.
     let c = buy(&app, &s, "o-2", "jane@example.com").await;
-    assert_eq!(commission_statuses(&app, str_of(&c, "id")).await, vec!["pending"]);
+    assert_eq!(
+        commission_statuses(&app, str_of(&c, "id")).await,
+        vec!["pending"]
+    );
     app.finish().await;
 }
 
@@ -313,7 +358,10 @@ async fn suspicious_clicks_are_kept_with_reasons_and_left_out_of_unique_clicks_a
     for (query, headers, rule) in cases {
         let click = click_with(&app, &s, query, &headers).await;
         assert!(click.is_bot, "{rule}: {click:?}");
-        assert!(click.reasons.iter().any(|r| r.rule == rule), "{rule}: {click:?}");
+        assert!(
+            click.reasons.iter().any(|r| r.rule == rule),
+            "{rule}: {click:?}"
+        );
         flagged.push(click);
     }
     // Kept as evidence, and out of unique clicks: only the clean one counts.

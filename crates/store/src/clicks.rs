@@ -30,8 +30,7 @@ pub(crate) const CLICK_COLUMNS: [&str; 14] = [
 
 /// A click's fraud reasons as stored: JSON, or NULL when it has none.
 pub(crate) fn reasons_json(c: &Click) -> Option<String> {
-    (!c.reasons.is_empty())
-        .then(|| serde_json::to_string(&c.reasons).expect("reasons serialize"))
+    (!c.reasons.is_empty()).then(|| serde_json::to_string(&c.reasons).expect("reasons serialize"))
 }
 
 /// A row whose id exists is skipped: a click id is random, so a replayed

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use tribute_core::attribution::TouchKind;
-use tribute_core::fraud::conversions::{assess_conversion, ConversionFacts, Duplicates, PartnerFacts};
+use tribute_core::fraud::conversions::{
+    assess_conversion, ConversionFacts, Duplicates, PartnerFacts,
+};
 use tribute_core::fraud::{FraudConfig, Reason, Risk};
 use tribute_core::ids::{ConversionId, PartnerId, ProgramId};
 use tribute_core::partner::email_hash;
@@ -387,8 +389,16 @@ pub(crate) async fn keep_verdict(conn: &mut dyn Db, c: &Conversion, v: &Verdict)
     .context("keeping a conversion's risk")?;
     if v.held {
         let note = format!("risk score {}", v.risk.score);
-        log_decision(conn, &c.id, &c.program_id, "held", Some(&note), "system", c.received_at)
-            .await?;
+        log_decision(
+            conn,
+            &c.id,
+            &c.program_id,
+            "held",
+            Some(&note),
+            "system",
+            c.received_at,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -52,7 +52,11 @@ pub struct ProgramStats {
 impl Store {
     /// Compute a program's fraud statistics as of `now` (a few aggregate
     /// reads over the window; run it in the background).
-    pub async fn fraud_stats(&self, program: &ProgramId, now: DateTime<Utc>) -> Result<ProgramStats> {
+    pub async fn fraud_stats(
+        &self,
+        program: &ProgramId,
+        now: DateTime<Utc>,
+    ) -> Result<ProgramStats> {
         let from = to_ms(now - Duration::days(WINDOW_DAYS));
         let today = epoch_day(now);
         let pool = self.pool();

@@ -120,7 +120,16 @@ async fn statuses(store: &Store, c: &Conversion) -> Vec<String> {
 async fn held_self_referral(store: &Store) -> (Seed, Conversion) {
     let s = seeded(store).await;
     ten_percent(store, &s).await;
-    let c = record(store, &s, &s.jane, "o-1", 10_000, "jane@example.com", Screening::default()).await;
+    let c = record(
+        store,
+        &s,
+        &s.jane,
+        "o-1",
+        10_000,
+        "jane@example.com",
+        Screening::default(),
+    )
+    .await;
     (s, c)
 }
 
@@ -139,14 +148,29 @@ async fn a_buyer_with_the_partners_own_email_is_held_with_the_reason_and_a_clean
         "evidence names the identifier, never its value"
     );
     assert_eq!(statuses(&store, &held).await, vec!["held"]);
-    let queue = store.review_queue(Some(&s.program.id), 10, 0).await.unwrap();
+    let queue = store
+        .review_queue(Some(&s.program.id), 10, 0)
+        .await
+        .unwrap();
     assert_eq!(queue.len(), 1);
     assert_eq!(queue[0].conversion_id, held.id.as_str());
     let log = store.fraud_decisions(&held.id).await.unwrap();
     assert_eq!(log.len(), 1);
-    assert_eq!((log[0].decision.as_str(), log[0].actor.as_str()), ("held", "system"));
+    assert_eq!(
+        (log[0].decision.as_str(), log[0].actor.as_str()),
+        ("held", "system")
+    );
 
-    let clean = record(&store, &s, &s.sam, "o-2", 10_000, "buyer@example.org", Screening::default()).await;
+    let clean = record(
+        &store,
+        &s,
+        &s.sam,
+        "o-2",
+        10_000,
+        "buyer@example.org",
+        Screening::default(),
+    )
+    .await;
     let risk = store.conversion_risk(&clean.id).await.unwrap().unwrap();
     assert_eq!((risk.score, risk.review.as_str()), (0, "none"));
     assert_eq!(statuses(&store, &clean).await, vec!["pending"]);
@@ -155,7 +179,16 @@ async fn a_buyer_with_the_partners_own_email_is_held_with_the_reason_and_a_clean
         email_domain: Some("mailinator.com".into()),
         ..Default::default()
     };
-    let c = record(&store, &s, &s.sam, "o-3", 5_000, "x@mailinator.com", screening).await;
+    let c = record(
+        &store,
+        &s,
+        &s.sam,
+        "o-3",
+        5_000,
+        "x@mailinator.com",
+        screening,
+    )
+    .await;
     let risk = store.conversion_risk(&c.id).await.unwrap().unwrap();
     assert_eq!(risk.reasons[0].rule, "disposable_email");
     assert_eq!(risk.review, "none");
@@ -166,18 +199,33 @@ async fn approving_a_held_conversion_takes_the_hold_off_and_logs_who_decided(sto
     let (_, held) = held_self_referral(&store).await;
     let at = hours(6);
     let risk = store
-        .review_conversion(&held.id, ReviewDecision::Approve, Some("known customer"), "key:k1", at)
+        .review_conversion(
+            &held.id,
+            ReviewDecision::Approve,
+            Some("known customer"),
+            "key:k1",
+            at,
+        )
         .await
         .unwrap();
     assert_eq!(risk.review, "approved");
-    assert_eq!(statuses(&store, &held).await, vec!["pending"], "back in the hold period");
+    assert_eq!(
+        statuses(&store, &held).await,
+        vec!["pending"],
+        "back in the hold period"
+    );
     // The hold period is over long since: the release job posts it.
     store.release_due(hours(24 * 400)).await.unwrap();
     assert_eq!(statuses(&store, &held).await, vec!["payable"]);
     let log = store.fraud_decisions(&held.id).await.unwrap();
     let last = log.last().unwrap();
     assert_eq!(
-        (last.decision.as_str(), last.actor.as_str(), last.note.as_deref(), last.at),
+        (
+            last.decision.as_str(),
+            last.actor.as_str(),
+            last.note.as_deref(),
+            last.at
+        ),
         ("approved", "key:k1", Some("known customer"), at)
     );
     assert!(store.review_queue(None, 10, 0).await.unwrap().is_empty());
@@ -186,7 +234,13 @@ async fn approving_a_held_conversion_takes_the_hold_off_and_logs_who_decided(sto
 async fn rejecting_a_held_conversion_voids_its_commission_and_marks_it_rejected(store: Store) {
     let (_, held) = held_self_referral(&store).await;
     store
-        .review_conversion(&held.id, ReviewDecision::Reject, Some("self-referral"), "key:k1", hours(6))
+        .review_conversion(
+            &held.id,
+            ReviewDecision::Reject,
+            Some("self-referral"),
+            "key:k1",
+            hours(6),
+        )
         .await
         .unwrap();
     assert_eq!(statuses(&store, &held).await, vec!["voided"]);
@@ -207,7 +261,16 @@ async fn a_decision_on_a_conversion_not_held_is_a_conflict_and_changes_nothing(s
             .review_conversion(&held.id, decision, None, "key:k2", hours(7))
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Conflict { field: "decision", .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                StoreError::Conflict {
+                    field: "decision",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
     assert_eq!(statuses(&store, &held).await, vec!["pending"]);
     assert_eq!(store.fraud_decisions(&held.id).await.unwrap().len(), 2);
@@ -222,31 +285,97 @@ async fn a_decision_on_a_conversion_not_held_is_a_conflict_and_changes_nothing(s
 async fn the_same_order_from_another_source_and_a_repeat_payment_are_duplicates(store: Store) {
     let s = seeded(&store).await;
     ten_percent(&store, &s).await;
-    let first = record(&store, &s, &s.sam, "shop:42", 7_000, "a@example.org", Screening::default()).await;
-    assert_eq!(store.conversion_risk(&first.id).await.unwrap().unwrap().score, 0);
+    let first = record(
+        &store,
+        &s,
+        &s.sam,
+        "shop:42",
+        7_000,
+        "a@example.org",
+        Screening::default(),
+    )
+    .await;
+    assert_eq!(
+        store
+            .conversion_risk(&first.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .score,
+        0
+    );
     // The same order comes in again from another source, paid by the same
     // person for the same amount.
-    let second = record(&store, &s, &s.jane, "crm:42", 7_000, "a@example.org", Screening::default()).await;
+    let second = record(
+        &store,
+        &s,
+        &s.jane,
+        "crm:42",
+        7_000,
+        "a@example.org",
+        Screening::default(),
+    )
+    .await;
     let risk = store.conversion_risk(&second.id).await.unwrap().unwrap();
     let rules: Vec<&str> = risk.reasons.iter().map(|r| r.rule.as_str()).collect();
-    assert_eq!(rules, vec!["duplicate_order", "duplicate_customer_amount"], "{risk:?}");
+    assert_eq!(
+        rules,
+        vec!["duplicate_order", "duplicate_customer_amount"],
+        "{risk:?}"
+    );
     assert_eq!(risk.review, "held", "70 and 40 combine to 82");
     // Another order by someone else: neither.
-    let third = record(&store, &s, &s.jane, "crm:43", 7_000, "b@example.org", Screening::default()).await;
-    assert_eq!(store.conversion_risk(&third.id).await.unwrap().unwrap().score, 0);
+    let third = record(
+        &store,
+        &s,
+        &s.jane,
+        "crm:43",
+        7_000,
+        "b@example.org",
+        Screening::default(),
+    )
+    .await;
+    assert_eq!(
+        store
+            .conversion_risk(&third.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .score,
+        0
+    );
 }
 
 async fn fraud_settings_round_trip_and_turning_fraud_off_holds_nothing(store: Store) {
     let s = seeded(&store).await;
     ten_percent(&store, &s).await;
-    assert_eq!(store.fraud_config(&s.program.id).await.unwrap(), FraudConfig::default());
+    assert_eq!(
+        store.fraud_config(&s.program.id).await.unwrap(),
+        FraudConfig::default()
+    );
     let off = FraudConfig::default()
         .patched(&json!({"enabled": false, "weights": {"self_referral": 95}}))
         .unwrap();
-    store.set_fraud_config(&s.program.id, &off, t0()).await.unwrap();
+    store
+        .set_fraud_config(&s.program.id, &off, t0())
+        .await
+        .unwrap();
     assert_eq!(store.fraud_config(&s.program.id).await.unwrap(), off);
-    let c = record(&store, &s, &s.jane, "o-9", 10_000, "jane@example.com", Screening::default()).await;
-    assert_eq!(store.conversion_risk(&c.id).await.unwrap(), None, "not scored at all");
+    let c = record(
+        &store,
+        &s,
+        &s.jane,
+        "o-9",
+        10_000,
+        "jane@example.com",
+        Screening::default(),
+    )
+    .await;
+    assert_eq!(
+        store.conversion_risk(&c.id).await.unwrap(),
+        None,
+        "not scored at all"
+    );
     assert_eq!(statuses(&store, &c).await, vec!["pending"]);
 }
 
@@ -280,7 +409,16 @@ async fn program_statistics_count_clicks_rates_and_shared_accounts(store: Store)
         ..Default::default()
     };
     ten_percent(&store, &s).await;
-    let c = record(&store, &s, &s.jane, "o-5", 1_000, "z@example.org", screening).await;
+    let c = record(
+        &store,
+        &s,
+        &s.jane,
+        "o-5",
+        1_000,
+        "z@example.org",
+        screening,
+    )
+    .await;
     let risk = store.conversion_risk(&c.id).await.unwrap().unwrap();
     assert_eq!(risk.reasons[0].rule, "shared_account", "{risk:?}");
 }

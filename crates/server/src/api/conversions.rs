@@ -91,12 +91,7 @@ async fn list(
         let (own_coupon, own_click) = ownership(&state.store, &c, &viewer).await?;
         let risk = risks.remove(c.id.as_str());
         views.extend(ConversionView::new(
-            c,
-            mine,
-            &viewer,
-            own_coupon,
-            own_click,
-            risk,
+            c, mine, &viewer, own_coupon, own_click, risk,
         ));
     }
     Ok(Json(List::from_overfetch(views, page)))

@@ -6,11 +6,11 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tribute_core::attribution::Attribution;
+use tribute_core::fraud::Reason;
 use tribute_core::fx::Converted;
 use tribute_core::ids::{ConversionId, PartnerId};
 use tribute_core::money::Currency;
 use tribute_core::tracking::{Conversion, ConversionStatus, Product};
-use tribute_core::fraud::Reason;
 use tribute_store::{Credit, Store, StoredRisk};
 
 use super::error::ApiResult;

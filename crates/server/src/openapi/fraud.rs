@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use tribute_core::fraud::config::RULES;
 
 use super::schema::{
-    amount, array, boolean, described, id, integer, label, list_of, nullable, object, one_of_strings, op, optional_label, paging, path_id, query, schema_ref, string, time,
+    amount, array, boolean, described, id, integer, label, list_of, nullable, object,
+    one_of_strings, op, optional_label, paging, path_id, query, schema_ref, string, time,
 };
 
 /// A rule weight: 0 (off) to 100.
@@ -21,7 +22,10 @@ fn settings(update: bool) -> Vec<(&'static str, Value)> {
     let mut props = vec![
         (
             "enabled",
-            described(boolean(), "off: nothing is scored or held; bots are still flagged"),
+            described(
+                boolean(),
+                "off: nothing is scored or held; bots are still flagged",
+            ),
         ),
         (
             "review_threshold",
@@ -55,8 +59,10 @@ fn settings(update: bool) -> Vec<(&'static str, Value)> {
         ("allowed_campaigns", array(label(200))),
         (
             "banned_referrers",
-            array(json!({"type": "string", "pattern": r"^[a-z0-9-]*\.[a-z0-9.-]*$",
-                         "maxLength": 253})),
+            array(
+                json!({"type": "string", "pattern": r"^[a-z0-9-]*\.[a-z0-9.-]*$",
+                         "maxLength": 253}),
+            ),
         ),
         (
             "velocity",
@@ -125,7 +131,10 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("note", nullable(string())),
         (
             "actor",
-            described(string(), "`system`, or `key:` and the deciding admin key's id"),
+            described(
+                string(),
+                "`system`, or `key:` and the deciding admin key's id",
+            ),
         ),
         ("at", time()),
     ];
@@ -191,7 +200,12 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
                     ("payment_fingerprint", nullable(string())),
                     ("signup_ip_set", boolean()),
                 ],
-                &["partner_id", "user_id", "payment_fingerprint", "signup_ip_set"],
+                &[
+                    "partner_id",
+                    "user_id",
+                    "payment_fingerprint",
+                    "signup_ip_set",
+                ],
             ),
         ),
     ]
