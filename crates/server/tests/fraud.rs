@@ -306,6 +306,8 @@ async fn reviews_and_settings_refuse_bad_input_and_partners_and_change_nothing(a
     app.finish().await;
 }
 
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 /// Follow Jane's link with `headers`; the click as stored.
 async fn click_with(
     app: &TestApp,
@@ -349,7 +351,7 @@ async fn suspicious_clicks_are_kept_with_reasons_and_left_out_of_unique_clicks_a
     assert!(!clean.is_bot && clean.reasons.is_empty(), "{clean:?}");
     let mut banned = browser.to_vec();
     banned.push(("referer", "https://ads.spam.example/landing"));
-    let cases: [(&str, Vec<(&str, &str)>, &str); 3] = [
+    let cases: [(&str, Headers, &str); 3] = [
         ("", banned, "banned_referrer"),
         ("?gclid=abc123", browser.to_vec(), "paid_search_click"),
         ("", vec![("user-agent", BROWSER_UA)], "implausible_browser"),

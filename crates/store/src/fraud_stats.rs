@@ -28,6 +28,10 @@ pub const MIN_CONVERSIONS_FOR_RATE: i64 = 10;
 /// The most click-to-conversion times read (the newest).
 const MAX_TIMES: i64 = 20_000;
 
+/// A partner as the shared-account rule reads it: id, payout e-mail,
+/// e-mail, sign-up IP hash.
+type AccountRow = (String, Option<String>, Option<String>, Option<String>);
+
 /// One partner's figures.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PartnerStats {
@@ -136,15 +140,14 @@ impl Store {
             .map(|(ms,)| Duration::milliseconds(ms))
             .collect();
 
-        let accounts: Vec<(String, Option<String>, Option<String>, Option<String>)> =
-            sqlx::query_as(
-                "SELECT p.id, p.payout_email, p.email, i.signup_ip_hash FROM partners p \
+        let accounts: Vec<AccountRow> = sqlx::query_as(
+            "SELECT p.id, p.payout_email, p.email, i.signup_ip_hash FROM partners p \
                  LEFT JOIN partner_identifiers i ON i.partner_id = p.id WHERE p.program_id = $1",
-            )
-            .bind(program.as_str())
-            .fetch_all(pool)
-            .await
-            .context("reading partner accounts")?;
+        )
+        .bind(program.as_str())
+        .fetch_all(pool)
+        .await
+        .context("reading partner accounts")?;
         let accounts: Vec<PartnerAccount> = accounts
             .into_iter()
             .map(|(id, payout, email, ip)| {
