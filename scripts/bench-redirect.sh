@@ -53,6 +53,13 @@ for i in "${!SERVERS[@]}"; do
   api() { curl -sf -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d "$2" "http://$addr/api/v1/$1"; }
   PRG=$(api programs '{"name":"Bench","currency":"USD","allowed_domains":["example.com"]}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   PTN=$(api partners "{\"program_id\":\"$PRG\",\"slug\":\"bench\",\"name\":\"Bench\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  # BENCH_FRAUD: a JSON patch of the program's fraud settings, e.g.
+  # '{"velocity":{"per_partner_per_minute":100000000,"per_link_per_minute":100000000}}'
+  # so that one link's flood is not itself flagged.
+  if [ -n "${BENCH_FRAUD:-}" ]; then
+    curl -sf -X PATCH -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+      -d "$BENCH_FRAUD" "http://$addr/api/v1/programs/$PRG/fraud" >/dev/null
+  fi
   api links "{\"partner_id\":\"$PTN\",\"destination\":\"https://example.com/pricing?plan=pro#faq\",\"code\":\"bench\",\"source\":\"website\"}" >/dev/null
   labels+=("$label"); addrs+=("$addr"); metrics+=("$murl")
 done

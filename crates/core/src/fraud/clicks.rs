@@ -11,10 +11,11 @@
 //!
 //! Pure: the time of the click comes in [`ClickFacts::at`].
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hash};
 
 use chrono::{DateTime, Utc};
+use rustc_hash::FxHashMap;
 
 use super::{FraudConfig, Reason};
 use crate::click::BotDetector;
@@ -495,11 +496,12 @@ struct IpWindows {
 /// short and never awaits).
 #[derive(Debug, Clone)]
 pub struct Velocity {
-    ips: HashMap<u64, IpWindows>,
-    partners: HashMap<String, Window>,
-    links: HashMap<String, Window>,
+    ips: FxHashMap<u64, IpWindows>,
+    partners: FxHashMap<String, Window>,
+    links: FxHashMap<String, Window>,
     /// Last click (seconds) of a visitor on a link.
-    seen: HashMap<(u64, String), u32>,
+    /// Keyed by the visitor hash and a hash of the link id.
+    seen: FxHashMap<(u64, u64), u32>,
     max_keys: usize,
 }
 
@@ -526,10 +528,10 @@ impl Velocity {
     /// of its maps.
     pub fn with_max_keys(max_keys: usize) -> Self {
         Self {
-            ips: HashMap::new(),
-            partners: HashMap::new(),
-            links: HashMap::new(),
-            seen: HashMap::new(),
+            ips: FxHashMap::default(),
+            partners: FxHashMap::default(),
+            links: FxHashMap::default(),
+            seen: FxHashMap::default(),
             max_keys: max_keys.max(8),
         }
     }
@@ -557,7 +559,9 @@ impl Velocity {
         let partner_last_minute = count_minute(&mut self.partners, partner, now, cap);
         let link_last_minute = count_minute(&mut self.links, link, now, cap);
 
-        let key = (visitor_hash, link.to_owned());
+        // Keys without an allocation: a link id as its 64-bit hash (two
+        // links of one visitor colliding within an hour is negligible).
+        let key = (visitor_hash, rustc_hash::FxBuildHasher.hash_one(link));
         let previous = self.seen.get(&key).copied();
         if previous.is_none() {
             // A pair matters while its last click is at most an hour old.
@@ -605,10 +609,10 @@ impl Velocity {
 }
 
 fn prune_maps(
-    ips: &mut HashMap<u64, IpWindows>,
-    partners: &mut HashMap<String, Window>,
-    links: &mut HashMap<String, Window>,
-    seen: &mut HashMap<(u64, String), u32>,
+    ips: &mut FxHashMap<u64, IpWindows>,
+    partners: &mut FxHashMap<String, Window>,
+    links: &mut FxHashMap<String, Window>,
+    seen: &mut FxHashMap<(u64, u64), u32>,
     now: u32,
 ) {
     ips.retain(|_, w| {
@@ -627,7 +631,7 @@ fn prune_maps(
 
 /// Count a click in a minute window keyed by `key`, making room first if
 /// the key is new and the map is full.
-fn count_minute(map: &mut HashMap<String, Window>, key: &str, now: u32, cap: usize) -> u32 {
+fn count_minute(map: &mut FxHashMap<String, Window>, key: &str, now: u32, cap: usize) -> u32 {
     if let Some(w) = map.get_mut(key) {
         return w.add(now, MINUTE);
     }
@@ -643,7 +647,7 @@ fn count_minute(map: &mut HashMap<String, Window>, key: &str, now: u32, cap: usi
 /// that leaves less than an eighth free, drop the least recently active
 /// until an eighth is free.
 fn make_room<K: Eq + Hash + Clone, V>(
-    map: &mut HashMap<K, V>,
+    map: &mut FxHashMap<K, V>,
     cap: usize,
     now: u32,
     keep_for: u32,
