@@ -51,7 +51,9 @@ pub struct RawIdentifiers {
     pub phone_hash: Option<String>,
 }
 
-fn opaque(field: &str, v: Option<&str>) -> Result<Option<String>, FieldError> {
+/// An opaque identifier as clients send it: trimmed, blank means none, at
+/// most 200 printable characters; errors name `field`.
+pub fn opaque(field: &str, v: Option<&str>) -> Result<Option<String>, FieldError> {
     match v.map(str::trim) {
         None | Some("") => Ok(None),
         Some(s) if s.chars().count() > 200 => Err(FieldError::new(

@@ -16,7 +16,7 @@ use axum::http::{header, HeaderMap};
 use chrono::{DateTime, Utc};
 use tribute_core::click::{BotDetector, VisitorHasher};
 use tribute_core::fraud::clicks::{assess_click, ClickFacts, Velocity};
-use tribute_core::fraud::{FraudConfig, Reason};
+use tribute_core::fraud::{FraudConfig, Reason, Risk};
 use tribute_core::ids::ProgramId;
 use tribute_store::{ProgramStats, Store};
 
@@ -49,9 +49,30 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 impl Screen {
+    /// A click's reasons and whether it is suspicious (a bot, or reasons
+    /// scoring at the program's click threshold). With the click rules off
+    /// on this node (`rules: false`) only bots are flagged, and they are
+    /// flagged even where the owner gave their rule no weight.
+    pub fn screen_click(
+        &self,
+        c: &ClickRequest<'_>,
+        config: &FraudConfig,
+        rules: bool,
+        bots: &BotDetector,
+        hasher: &VisitorHasher,
+    ) -> (Vec<Reason>, bool) {
+        if !rules {
+            return (Vec::new(), bots.is_bot(c.user_agent));
+        }
+        let reasons = self.assess_click(c, config, bots, hasher);
+        let flagged = Risk::flags_click(&reasons, config)
+            || (config.weight("bot_user_agent") == 0 && bots.is_bot(c.user_agent));
+        (reasons, flagged)
+    }
+
     /// Count a click and run the click rules on it: its reasons (empty
     /// when clean).
-    pub fn assess_click(
+    fn assess_click(
         &self,
         c: &ClickRequest<'_>,
         config: &FraudConfig,
@@ -165,20 +186,5 @@ impl Screen {
                 }
             }
         })
-    }
-
-    /// Compute a program's statistics now and keep them (tests, and the
-    /// `fraud` API's `refresh`).
-    pub async fn refresh_now(
-        &self,
-        store: &Store,
-        program: &ProgramId,
-    ) -> tribute_store::Result<Arc<ProgramStats>> {
-        let s = Arc::new(store.fraud_stats(program, Utc::now()).await?);
-        self.stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(program.clone(), (Instant::now(), s.clone()));
-        Ok(s)
     }
 }

@@ -36,7 +36,7 @@ use moka::sync::Cache;
 use tokio::net::TcpListener;
 use tribute_core::apikey::{hash_token, Principal};
 use tribute_core::click::{BotDetector, VisitorHasher};
-use tribute_core::ids::ProgramId;
+use tribute_core::ids::{ApiKeyId, ProgramId};
 use tribute_core::program::Program;
 use tribute_store::{ProgramTracking, Store};
 
@@ -105,7 +105,7 @@ pub struct AppInner {
     /// Redirect lookups by code (`None` caches an unknown code too).
     pub links: Cache<String, Option<Arc<CachedLink>>>,
     /// Authenticated keys by token hash, so ingestion does not hit the database per request.
-    keys: Cache<String, Option<Principal>>,
+    keys: Cache<String, Option<(Principal, ApiKeyId)>>,
     /// Token hashes that matched no key, briefly: a flood of bad tokens
     /// costs one query per token, not one per request. Its own bounded cache,
     /// so random tokens cannot push known keys out.
@@ -132,6 +132,15 @@ impl AppState {
     /// Resolve an API key to its principal (cached briefly: a revoked key
     /// stops working within the cache's lifetime on every node).
     pub async fn principal(&self, token: &str) -> Result<Option<Principal>, http::ApiError> {
+        Ok(self.caller(token).await?.map(|(p, _)| p))
+    }
+
+    /// [`Self::principal`], with the id of the key (what a log of the
+    /// owner's decisions keeps).
+    pub async fn caller(
+        &self,
+        token: &str,
+    ) -> Result<Option<(Principal, ApiKeyId)>, http::ApiError> {
         let hash = hash_token(token);
         if let Some(hit) = self.keys.get(&hash) {
             return Ok(hit);
@@ -143,7 +152,7 @@ impl AppState {
             .store
             .api_key_by_token(token)
             .await?
-            .and_then(|k| k.principal());
+            .and_then(|k| Some((k.principal()?, k.id)));
         if principal.is_some() {
             self.keys.insert(hash, principal.clone());
         } else {

@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
 use tribute_core::click::{truncate_ip, Click};
-use tribute_core::fraud::{FraudConfig, Risk};
+use tribute_core::fraud::FraudConfig;
 use tribute_core::ids::ClickId;
 use tribute_core::link::{redirect_url, with_click_id, Destination, Link, ShortCode};
 use url::Url;
@@ -131,32 +131,25 @@ async fn redirect(
         // The click rules: bots, implausible browsers, velocity, duplicates,
         // paid-search click ids, banned referrers. A flagged click is kept
         // with its reasons, as a bot: out of unique clicks and attribution.
-        let reasons = if !state.config.click_rules {
-            Vec::new()
-        } else {
-            state.fraud.assess_click(
-                &ClickRequest {
-                    headers,
-                    query,
-                    ip,
-                    user_agent: user_agent.as_deref(),
-                    referrer: referrer.as_deref(),
-                    partner_id: link.partner_id.as_str(),
-                    link_id: link.id.as_str(),
-                    at: now,
-                },
-                &cached.fraud,
-                &state.bots,
-                &state.hasher,
-            )
-        };
+        let (reasons, flagged) = state.fraud.screen_click(
+            &ClickRequest {
+                headers,
+                query,
+                ip,
+                user_agent: user_agent.as_deref(),
+                referrer: referrer.as_deref(),
+                partner_id: link.partner_id.as_str(),
+                link_id: link.id.as_str(),
+                at: now,
+            },
+            &cached.fraud,
+            state.config.click_rules,
+            &state.bots,
+            &state.hasher,
+        );
         // A HEAD is never a person following a link (link previews, checkers):
         // it is recorded, and counted as a bot.
-        // Bots are flagged even where the owner gave their rule no weight.
-        let is_bot = method == Method::HEAD
-            || Risk::flags_click(&reasons, &cached.fraud)
-            || ((!state.config.click_rules || cached.fraud.weight("bot_user_agent") == 0)
-                && state.bots.is_bot(user_agent.as_deref()));
+        let is_bot = method == Method::HEAD || flagged;
         let click = Click {
             id,
             program_id: link.program_id.clone(),

@@ -16,7 +16,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use tribute_core::attribution::TouchKind;
 use tribute_core::fraud::conversions::{
-    assess_conversion, ConversionFacts, Duplicates, PartnerFacts,
+    assess_conversion, ConversionFacts, Duplicates, PartnerFacts, ProgramFacts,
 };
 use tribute_core::fraud::{FraudConfig, Reason, Risk};
 use tribute_core::ids::{ConversionId, PartnerId, ProgramId};
@@ -115,6 +115,19 @@ fn risk_of(r: &crate::db::Row) -> Result<StoredRisk> {
         review: r.text(5)?.to_owned(),
         at: from_ms(r.int(6)?)?,
     })
+}
+
+/// A conversion's risk on the caller's connection.
+async fn risk_in(conn: &mut dyn Db, id: &ConversionId) -> Result<Option<StoredRisk>> {
+    fetch_optional(
+        conn,
+        &format!("SELECT {RISK_COLUMNS} FROM conversion_risk WHERE conversion_id = $1"),
+        vec![id.as_str().into()],
+    )
+    .await
+    .context("loading a conversion's risk")?
+    .map(|r| risk_of(&r))
+    .transpose()
 }
 
 /// A program's settings on the caller's connection (memoised for a write
@@ -238,10 +251,13 @@ pub(crate) async fn screen_in(
         keys.iter()
             .find_map(|k| k.strip_prefix(kind).and_then(|v| v.strip_prefix(':')))
     };
+    // Without statistics yet, the statistical signals stay silent.
     let empty = crate::fraud_stats::PartnerStats::default();
+    let no_program = ProgramFacts::default();
+    let stats = s.stats.as_deref();
+    let program = stats.map_or(&no_program, |st| &st.program);
     for partner in credited {
         let own = own_identifiers(conn, partner).await?;
-        let stats = s.stats.as_deref();
         let ps = stats
             .and_then(|st| st.partners.get(partner.as_str()))
             .unwrap_or(&empty);
@@ -266,15 +282,14 @@ pub(crate) async fn screen_in(
                 .signup_ip_hash
                 .as_deref()
                 .and_then(|h| u64::from_str_radix(h, 16).ok()),
-            payment_fingerprints: &own.fingerprints,
+            payment_fingerprints: own.ids.payment_fingerprint.as_slice(),
             shares_account_with: &ps.shares_account_with,
             conversion_rate: ps.conversion_rate,
             refund_rate: ps.refund_rate,
             daily_clicks: &ps.daily_clicks,
             clicks_today: ps.clicks_today,
         };
-        let program = stats.map(|st| &st.program).cloned().unwrap_or_default();
-        let risk = assess_conversion(&facts, &pf, &program, &dup, &config);
+        let risk = assess_conversion(&facts, &pf, program, &dup, &config);
         if verdict.partner.is_none() || risk.score > verdict.risk.score {
             verdict.risk = risk;
             verdict.partner = Some(partner.clone());
@@ -287,7 +302,6 @@ pub(crate) async fn screen_in(
 struct Own {
     email_hash: Option<String>,
     ids: PartnerIdentifiers,
-    fingerprints: Vec<String>,
 }
 
 async fn own_identifiers(conn: &mut dyn Db, partner: &PartnerId) -> Result<Own> {
@@ -303,7 +317,6 @@ async fn own_identifiers(conn: &mut dyn Db, partner: &PartnerId) -> Result<Own> 
         return Ok(Own {
             email_hash: None,
             ids: PartnerIdentifiers::default(),
-            fingerprints: Vec::new(),
         });
     };
     let text = |i| r.opt_text(i).map(|t| t.map(str::to_owned));
@@ -314,7 +327,6 @@ async fn own_identifiers(conn: &mut dyn Db, partner: &PartnerId) -> Result<Own> 
     };
     Ok(Own {
         email_hash: r.opt_text(0)?.map(email_hash),
-        fingerprints: ids.payment_fingerprint.iter().cloned().collect(),
         ids,
     })
 }
@@ -365,9 +377,14 @@ async fn duplicates(
 }
 
 /// Keep the verdict of a conversion just written: its risk row, and when
-/// held, the hold in the decision log.
-pub(crate) async fn keep_verdict(conn: &mut dyn Db, c: &Conversion, v: &Verdict) -> Result<()> {
+/// held, the hold in the decision log. Returns the risk as stored.
+pub(crate) async fn keep_verdict(
+    conn: &mut dyn Db,
+    c: &Conversion,
+    v: Verdict,
+) -> Result<StoredRisk> {
     let reasons = serde_json::to_string(&v.risk.reasons).expect("reasons serialize");
+    let review = if v.held { "held" } else { "none" };
     conn.execute(
         &format!(
             "INSERT INTO conversion_risk ({RISK_COLUMNS}, order_key, click_ms) \
@@ -379,7 +396,7 @@ pub(crate) async fn keep_verdict(conn: &mut dyn Db, c: &Conversion, v: &Verdict)
             v.partner.as_ref().map(|p| p.as_str()).into(),
             i64::from(v.risk.score).into(),
             reasons.into(),
-            (if v.held { "held" } else { "none" }).into(),
+            review.into(),
             to_ms(c.received_at).into(),
             v.order_key.clone().into(),
             v.click_ms.into(),
@@ -400,7 +417,16 @@ pub(crate) async fn keep_verdict(conn: &mut dyn Db, c: &Conversion, v: &Verdict)
         )
         .await?;
     }
-    Ok(())
+    Ok(StoredRisk {
+        conversion_id: c.id.to_string(),
+        program_id: c.program_id.to_string(),
+        partner_id: v.partner.map(|p| p.to_string()),
+        score: v.risk.score,
+        reasons: v.risk.reasons,
+        review: review.to_owned(),
+        // As stored: to the millisecond.
+        at: from_ms(to_ms(c.received_at))?,
+    })
 }
 
 async fn log_decision(
@@ -496,15 +522,7 @@ impl Store {
     /// or superseded).
     pub async fn conversion_risk(&self, id: &ConversionId) -> Result<Option<StoredRisk>> {
         let mut conn = self.pool().acquire().await.context("connecting")?;
-        fetch_optional(
-            &mut *conn,
-            &format!("SELECT {RISK_COLUMNS} FROM conversion_risk WHERE conversion_id = $1"),
-            vec![id.as_str().into()],
-        )
-        .await
-        .context("loading a conversion's risk")?
-        .map(|r| risk_of(&r))
-        .transpose()
+        risk_in(&mut *conn, id).await
     }
 
     /// The risks of several conversions, by conversion id (one query).
@@ -596,15 +614,9 @@ impl Store {
     ) -> Result<StoredRisk> {
         let mut tx = self.begin_write().await.context("starting a review")?;
         self.lock(&mut tx, id.as_str()).await?;
-        let row = fetch_optional(
-            &mut *tx,
-            &format!("SELECT {RISK_COLUMNS} FROM conversion_risk WHERE conversion_id = $1"),
-            vec![id.as_str().into()],
-        )
-        .await
-        .context("loading the reviewed conversion")?
-        .ok_or(StoreError::NotFound("conversion"))?;
-        let mut risk = risk_of(&row)?;
+        let mut risk = risk_in(&mut *tx, id)
+            .await?
+            .ok_or(StoreError::NotFound("conversion"))?;
         if risk.review != "held" {
             return Err(StoreError::Conflict {
                 field: "decision",

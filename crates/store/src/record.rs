@@ -28,7 +28,7 @@ use tribute_core::tracking::Conversion;
 
 use crate::conversions::{conversion_by_keys_in, credits_in, insert_conversion_in, Credit};
 use crate::db::{ready_now, Db, Native, WriteMemo};
-use crate::fraud::{keep_verdict, screen_in, Screening};
+use crate::fraud::{keep_verdict, screen_in, Screening, StoredRisk};
 use crate::identity::{resolve_journey_in, Journey};
 use crate::outbox::{emit, Pending};
 use crate::sqlite_batch::{in_write_transaction, SqliteBatchWriter};
@@ -73,10 +73,12 @@ impl<E> std::fmt::Debug for Recording<E> {
 /// How recording a conversion ended.
 #[derive(Debug)]
 pub enum Recorded<E> {
-    /// Written, with its partners' credits as stored.
+    /// Written, with its partners' credits and its fraud risk as stored
+    /// (`None`: not scored, fraud checks off or a superseded report).
     Written {
         conversion: Conversion,
         credits: Vec<Credit>,
+        risk: Option<StoredRisk>,
     },
     /// A conversion with the same order id or idempotency key was recorded
     /// first: that one, and nothing written.
@@ -119,9 +121,10 @@ async fn record_in<E>(
     .await?;
     let held = verdict.as_ref().is_some_and(|v| v.held);
     insert_conversion_in(conn, backend, &conversion, &r.supersedes, held).await?;
-    if let Some(v) = &verdict {
-        keep_verdict(conn, &conversion, v).await?;
-    }
+    let risk = match verdict {
+        Some(v) => Some(keep_verdict(conn, &conversion, v).await?),
+        None => None,
+    };
     let credits = credits_in(conn, &conversion.id).await?;
     emit(conn, &conversion.program_id, conversion.received_at, |_| {
         vec![conversion_created(&conversion, &credits)]
@@ -130,6 +133,7 @@ async fn record_in<E>(
     Ok(Recorded::Written {
         conversion,
         credits,
+        risk,
     })
 }
 

@@ -80,6 +80,7 @@ async fn record_all(
             Ok(Recorded::Written {
                 conversion,
                 credits,
+                ..
             }) => {
                 assert_eq!(
                     credits,

@@ -12,7 +12,6 @@
 use std::net::IpAddr;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use chrono::{DateTime, SubsecRound, Utc};
@@ -20,14 +19,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tribute_core::fraud::config::RULES;
 use tribute_core::fraud::{FraudConfig, Reason};
+use tribute_core::identity::opaque;
 use tribute_core::ids::{ConversionId, ProgramId};
 use tribute_core::FieldError;
 use tribute_store::{PartnerIdentifiers, ReviewDecision, StoredDecision, StoredRisk};
 
 use super::partners::visible_partner;
+use super::programs::load;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, Auth};
-use crate::http::query::parse_program_id;
 use crate::http::{List, Paging, Query};
 use crate::AppState;
 
@@ -75,23 +75,13 @@ fn view(program_id: ProgramId, config: FraudConfig) -> FraudView {
     }
 }
 
-async fn program_of(state: &AppState, id: &str) -> ApiResult<ProgramId> {
-    let id = parse_program_id(id)?;
-    state
-        .store
-        .program(&id)
-        .await?
-        .ok_or(ApiError::NotFound("program"))?;
-    Ok(id)
-}
-
 async fn show(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<FraudView>> {
     auth.require_admin()?;
-    let program = program_of(&state, &id).await?;
+    let program = load(&state, &id).await?.id;
     let config = state.store.fraud_config(&program).await?;
     Ok(Json(view(program, config)))
 }
@@ -106,7 +96,7 @@ async fn update(
     ApiJson(patch): ApiJson<Value>,
 ) -> ApiResult<Json<FraudView>> {
     auth.require_admin()?;
-    let program = program_of(&state, &id).await?;
+    let program = load(&state, &id).await?.id;
     let current = state.store.fraud_config(&program).await?;
     let config = current.patched(&patch)?;
     state
@@ -211,21 +201,6 @@ async fn decisions(
     Ok(Json(review_view(&state, &id).await?))
 }
 
-/// Who is deciding: the admin key's id (the log keeps it, never the key).
-async fn actor(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim()))
-        .ok_or(ApiError::Unauthorized)?;
-    let key = state
-        .store
-        .api_key_by_token(token)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    Ok(format!("key:{}", key.id))
-}
-
 /// Approve (the commissions follow the normal hold from now) or reject
 /// (they are voided through the ledger). Runs to completion on its own
 /// task: a client that hangs up never leaves a decision half made.
@@ -233,7 +208,6 @@ async fn actor(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
 async fn review(
     State(state): State<AppState>,
     auth: Auth,
-    headers: HeaderMap,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ReviewBody>,
 ) -> ApiResult<Json<ReviewView>> {
@@ -249,7 +223,7 @@ async fn review(
         Some(n) => Some(tribute_core::partner::parse_label("note", n, 1000)?),
     };
     let id = ConversionId::parse(&id).map_err(|_| ApiError::NotFound("conversion"))?;
-    let actor = actor(&state, &headers).await?;
+    let actor = format!("key:{}", auth.1);
     let task_state = state.clone();
     let task_id = id.clone();
     tokio::spawn(async move {
@@ -288,19 +262,6 @@ struct IdentifiersView {
     signup_ip_set: bool,
 }
 
-fn opaque(field: &str, v: Option<String>) -> Result<Option<String>, FieldError> {
-    match v.as_deref().map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(s) if s.chars().count() > 200 => {
-            Err(FieldError::new(field, "must be at most 200 characters"))
-        }
-        Some(s) => {
-            tribute_core::text::check_plain_text(field, s)?;
-            Ok(Some(s.to_owned()))
-        }
-    }
-}
-
 /// Replace a partner's identifiers (fields left out are cleared).
 async fn set_identifiers(
     State(state): State<AppState>,
@@ -318,8 +279,8 @@ async fn set_identifiers(
         ),
     };
     let ids = PartnerIdentifiers {
-        user_id: opaque("user_id", body.user_id)?,
-        payment_fingerprint: opaque("payment_fingerprint", body.payment_fingerprint)?,
+        user_id: opaque("user_id", body.user_id.as_deref())?,
+        payment_fingerprint: opaque("payment_fingerprint", body.payment_fingerprint.as_deref())?,
         signup_ip_hash: signup_ip.map(|ip| state.hasher.ip_hash(ip)),
     };
     state

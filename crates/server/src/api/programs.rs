@@ -176,7 +176,7 @@ fn domains(list: &[String]) -> Result<Vec<AllowedDomain>, FieldError> {
     list.iter().map(|d| AllowedDomain::parse(d)).collect()
 }
 
-async fn load(state: &AppState, id: &str) -> ApiResult<Program> {
+pub(super) async fn load(state: &AppState, id: &str) -> ApiResult<Program> {
     state
         .store
         .program(&parse_program_id(id)?)

@@ -91,6 +91,14 @@ pub struct ConversionView {
     pub review: Option<&'static str>,
 }
 
+/// What recording a conversion wrote beside it: its partners' credits
+/// and its fraud risk (`None`: not scored).
+#[derive(Debug)]
+pub struct Fresh {
+    pub credits: Vec<Credit>,
+    pub risk: Option<StoredRisk>,
+}
+
 /// A conversion's fraud score as its owner sees it.
 #[derive(Debug, Serialize, Clone, PartialEq)]
 pub struct RiskView {
@@ -171,21 +179,23 @@ impl ConversionView {
         Self::load_with(store, c, None, viewer).await
     }
 
-    /// [`ConversionView::load`], with the credits when the caller has them
-    /// already (a conversion just written is answered with its credits as
-    /// written, without reading them back).
+    /// [`ConversionView::load`], with the credits and risk when the caller
+    /// has them already (a conversion just written is answered with them
+    /// as written, without reading them back).
     pub async fn load_with(
         store: &Store,
         c: Conversion,
-        credits: Option<Vec<Credit>>,
+        fresh: Option<Fresh>,
         viewer: &Viewer,
     ) -> ApiResult<Option<Self>> {
-        let credits = match credits {
-            Some(credits) => credits,
-            None => store.conversion_credits(&c.id).await?,
+        let Fresh { credits, risk } = match fresh {
+            Some(fresh) => fresh,
+            None => Fresh {
+                credits: store.conversion_credits(&c.id).await?,
+                risk: store.conversion_risk(&c.id).await?,
+            },
         };
         let (own_coupon, own_click) = ownership(store, &c, viewer).await?;
-        let risk = store.conversion_risk(&c.id).await?;
         Ok(Self::new(c, credits, viewer, own_coupon, own_click, risk))
     }
 }

@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tribute_core::apikey::Principal;
-use tribute_core::ids::{PartnerId, ProgramId};
+use tribute_core::ids::{ApiKeyId, PartnerId, ProgramId};
 
 use super::body::{RawBody, API_MAX_BODY};
 use super::conversion::Viewer;
@@ -121,8 +121,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// The caller, authenticated by `Authorization: Bearer <key>`.
-pub struct Auth(pub Principal);
+/// The caller, authenticated by `Authorization: Bearer <key>`: who it
+/// is, and the key's id.
+pub struct Auth(pub Principal, pub ApiKeyId);
 
 impl Auth {
     /// Admin-only operations: any other key gets 403.
@@ -205,17 +206,14 @@ impl FromRequestParts<AppState> for Auth {
             })
             .map(str::trim)
             .ok_or(ApiError::Unauthorized)?;
-        let principal = state
-            .principal(token)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
+        let (principal, key) = state.caller(token).await?.ok_or(ApiError::Unauthorized)?;
         // A publishable key is readable by anyone from a web page: it may
         // only send events and pending conversions through `/collect` and
         // `/v1/*`, never use the API.
         if principal.is_publishable() {
             return Err(ApiError::Forbidden);
         }
-        Ok(Auth(principal))
+        Ok(Auth(principal, key))
     }
 }
 

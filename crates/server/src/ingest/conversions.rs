@@ -162,7 +162,7 @@ async fn create(
     };
     let recorded = record(&state, program, new).await?;
     let view =
-        ConversionView::load_with(&state.store, recorded.conversion, recorded.credits, &viewer)
+        ConversionView::load_with(&state.store, recorded.conversion, recorded.fresh, &viewer)
             .await?
             .ok_or_else(|| anyhow::anyhow!("a conversion writer sees every conversion it wrote"))?;
     let mut response = (StatusCode::CREATED, Json(view)).into_response();

@@ -100,7 +100,7 @@ async fn handle(
     let view = ConversionView::load_with(
         &state.store,
         recorded.conversion,
-        recorded.credits,
+        recorded.fresh,
         &Viewer::Owner,
     )
     .await?

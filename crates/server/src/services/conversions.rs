@@ -21,9 +21,10 @@ use tribute_core::program::Program;
 use tribute_core::tracking::{Conversion, ConversionStatus, Product};
 use tribute_core::FieldError;
 use tribute_store::Recorded::{Exists, Refused, Written};
-use tribute_store::{Credit, Journey, NewTouch, Recording, Screening, StoreError};
+use tribute_store::{Journey, NewTouch, Recording, Screening, StoreError};
 
 use super::fit::{fit_for, program_model};
+use crate::http::conversion::Fresh;
 use crate::http::{ApiError, ApiResult};
 use crate::AppState;
 
@@ -33,9 +34,9 @@ use crate::AppState;
 pub struct Recorded {
     pub conversion: Conversion,
     pub replayed: bool,
-    /// Its partners' credits as written, when it was written now (a
-    /// replay's are read when shown).
-    pub credits: Option<Vec<Credit>>,
+    /// Its partners' credits and its fraud risk as written, when it was
+    /// written now (a replay's are read when shown).
+    pub fresh: Option<Fresh>,
 }
 
 /// Record `new` for `program`, to completion even if the caller goes away.
@@ -71,7 +72,7 @@ fn replay(new: &NewConversion, first: Conversion) -> ApiResult<Recorded> {
     Ok(Recorded {
         conversion: first,
         replayed: true,
-        credits: None,
+        fresh: None,
     })
 }
 
@@ -281,10 +282,11 @@ async fn record_now(
         Ok(Written {
             conversion,
             credits,
+            risk,
         }) => Ok(Recorded {
             conversion,
             replayed: false,
-            credits: Some(credits),
+            fresh: Some(Fresh { credits, risk }),
         }),
         Ok(Exists(first)) => replay(&new, first),
         Ok(Refused(refused)) => Err(refused),
